@@ -1,0 +1,129 @@
+"""Data pipeline pieces shared by the recipes: audio, crops, labels, datasets."""
+
+import soundfile as sf
+import speechbrain as sb
+import torch
+
+# Fixed, never learned from data order: logits and targets are [spoof, bonafide].
+LABELS = {"spoof": 0, "bonafide": 1}
+SAMPLE_RATE = 16000
+CROP_MODES = ("first", "random", "full")
+
+
+def load_audio(path, sample_rate=SAMPLE_RATE):
+    """Reads a mono waveform as a float tensor, checking the sample rate.
+
+    Multi-channel files are mixed down. Errors name the file.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> path = getfixture("tmp_path") / "a.wav"
+    >>> sf.write(path, np.zeros(1600), 16000)
+    >>> load_audio(path).shape
+    torch.Size([1600])
+    """
+    try:
+        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises several types for bad files
+        raise RuntimeError(f"cannot read audio file {path}: {err}") from err
+    if file_rate != sample_rate:
+        raise ValueError(f"{path} is sampled at {file_rate} Hz; expected {sample_rate} Hz")
+    if data.shape[0] == 0:
+        raise ValueError(f"{path} holds no samples")
+    return torch.from_numpy(data.mean(axis=1))
+
+
+def crop_or_tile(wav, n_samples, mode="first", generator=None):
+    """Cuts ``wav`` to ``n_samples``, tiling short signals (the paper's padding).
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        1-D waveform.
+    n_samples : int
+        Target length (64,600 in the paper, about 4.04 s at 16 kHz).
+    mode : str
+        ``"first"``: the first ``n_samples``; ``"random"``: a random window;
+        ``"full"``: the whole signal, untouched.
+    generator : torch.Generator, optional
+        Source of randomness for ``"random"``.
+
+    Example
+    -------
+    >>> crop_or_tile(torch.arange(3.0), 7).tolist()
+    [0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0]
+    >>> crop_or_tile(torch.arange(10.0), 4).tolist()
+    [0.0, 1.0, 2.0, 3.0]
+    """
+    if mode not in CROP_MODES:
+        raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}")
+    if mode == "full":
+        return wav
+    length = wav.shape[0]
+    if length < n_samples:
+        return wav.repeat(n_samples // length + 1)[:n_samples]
+    start = 0
+    if mode == "random" and length > n_samples:
+        start = int(torch.randint(0, length - n_samples + 1, (1,), generator=generator))
+    return wav[start : start + n_samples]
+
+
+def label_to_index(label, utt_id=""):
+    """Maps ``"bonafide"``/``"spoof"`` to 1/0; anything else is an error."""
+    try:
+        return LABELS[label]
+    except KeyError:
+        raise ValueError(
+            f"utterance {utt_id!r}: label {label!r} is not one of {sorted(LABELS)}"
+        ) from None
+
+
+def make_dataset(manifest, crop_mode, n_samples, sample_rate=SAMPLE_RATE):
+    """A ``DynamicItemDataset`` over a manifest CSV with the shared pipelines.
+
+    The manifest needs the columns ``ID``, ``wav``, ``label``, ``attack``.
+    Output keys: ``id``, ``sig``, ``label`` (tensor), ``key``, ``attack``.
+
+    Arguments
+    ---------
+    manifest : str
+        Path of the CSV written by a prepare script.
+    crop_mode : str
+        See ``crop_or_tile``.
+    n_samples : int
+        Crop length in samples.
+    sample_rate : int
+        Expected sample rate of every file.
+    """
+    dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=manifest)
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        return crop_or_tile(load_audio(wav, sample_rate), n_samples, crop_mode)
+
+    @sb.utils.data_pipeline.takes("id", "label")
+    @sb.utils.data_pipeline.provides("label_index", "key")
+    def label_pipeline(utt_id, label):
+        yield label_to_index(label, utt_id)  # collated to a (B,) tensor
+        yield label
+
+    sb.dataio.dataset.add_dynamic_item([dataset], audio_pipeline)
+    sb.dataio.dataset.add_dynamic_item([dataset], label_pipeline)
+    sb.dataio.dataset.set_output_keys([dataset], ["id", "sig", "label_index", "key", "attack"])
+    return dataset
+
+
+def make_datasets(hparams, manifests):
+    """Datasets for every split in ``manifests`` (name -> CSV path).
+
+    The ``train`` split uses ``hparams["train_crop"]``; the others use
+    ``hparams["eval_crop"]``. Crop length is ``hparams["max_samples"]``.
+    """
+    datasets = {}
+    for name, manifest in manifests.items():
+        mode = hparams["train_crop"] if name == "train" else hparams["eval_crop"]
+        datasets[name] = make_dataset(manifest, mode, hparams["max_samples"])
+    return datasets
+

@@ -1,0 +1,194 @@
+"""Helpers shared by the recipes' prepare scripts.
+
+Protocol parsing with errors that name the file and line, audio checks done
+once before training, manifest CSVs, and SpeechBrain's ``skip()`` convention
+(a rerun with the same options and existing manifests does nothing).
+"""
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+import soundfile as sf
+from tqdm import tqdm
+
+from lobes.data import SAMPLE_RATE
+from lobes.scores import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FIELDS = ["ID", "duration", "wav", "label", "attack", "speaker"]
+
+
+class ProtocolError(ValueError):
+    """A malformed protocol line; the message names the file and line."""
+
+
+class AudioError(ValueError):
+    """A missing, unreadable or wrongly sampled audio file."""
+
+
+@dataclass
+class Trial:
+    """One protocol entry. ``extra`` holds dataset-specific columns."""
+
+    utt_id: str
+    label: str
+    attack: str
+    speaker: str
+    wav: str = ""
+    duration: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def read_protocol(path, parse_line):
+    """Reads a protocol with ``parse_line(fields) -> Trial``.
+
+    ``parse_line`` raises ``ValueError`` with a short reason for a bad line;
+    it is re-raised as a ``ProtocolError`` naming file, line and content.
+    Duplicate utterance ids are errors too.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"protocol file not found: {path}")
+    trials, seen = [], {}
+    with open(path, encoding="utf-8") as fin:
+        for line_no, line in enumerate(fin, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                trial = parse_line(fields)
+            except ValueError as err:
+                raise ProtocolError(f"{path}:{line_no}: {err}: {line.strip()!r}") from None
+            if trial.utt_id in seen:
+                raise ProtocolError(
+                    f"{path}:{line_no}: utterance {trial.utt_id} already listed on line "
+                    f"{seen[trial.utt_id]}"
+                )
+            seen[trial.utt_id] = line_no
+            trials.append(trial)
+    if not trials:
+        raise ProtocolError(f"{path}: no trials")
+    return trials
+
+
+def parse_asvspoof_line(fields):
+    """``SPEAKER UTT_ID - ATTACK KEY`` (ASVspoof 2019 LA, PartialSpoof, HABLA).
+
+    Example
+    -------
+    >>> parse_asvspoof_line("LA_0039 LA_E_2834763 - A11 spoof".split())
+    Trial(utt_id='LA_E_2834763', label='spoof', attack='A11', speaker='LA_0039', wav='', duration=0.0, extra={})
+    """
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 columns 'SPEAKER UTT_ID - ATTACK KEY', got {len(fields)}")
+    speaker, utt_id, _, attack, key = fields
+    if key not in ("bonafide", "spoof"):
+        raise ValueError(f"key {key!r} is neither 'bonafide' nor 'spoof'")
+    if key == "bonafide" and attack != "-":
+        raise ValueError(f"bona fide trial with attack {attack!r}")
+    if key == "spoof" and attack == "-":
+        raise ValueError("spoof trial without an attack id")
+    return Trial(utt_id=utt_id, label=key, attack=attack, speaker=speaker)
+
+
+def audio_duration(path, sample_rate=SAMPLE_RATE):
+    """Checks that ``path`` is a readable, non-empty file at ``sample_rate``.
+
+    Reads the header only. Returns the duration in seconds.
+    """
+    if not os.path.isfile(path):
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        info = sf.info(path)
+    except Exception as err:  # soundfile raises several types for bad files
+        raise AudioError(f"unreadable audio file {path}: {err}") from err
+    if info.samplerate != sample_rate:
+        raise AudioError(f"{path} is sampled at {info.samplerate} Hz; expected {sample_rate} Hz")
+    if info.frames == 0:
+        raise AudioError(f"{path} holds no samples")
+    return info.frames / info.samplerate
+
+
+def attach_audio(trials, wav_path, skip_missing=False, desc="checking audio"):
+    """Resolves and checks each trial's audio; fills ``wav`` and ``duration``.
+
+    Arguments
+    ---------
+    trials : list of Trial
+    wav_path : callable
+        ``trial -> path``.
+    skip_missing : bool
+        Drop trials whose file does not exist (listed in the returned
+        ``missing``) instead of failing. Unreadable or wrongly sampled files
+        always fail.
+
+    Returns
+    -------
+    kept : list of Trial
+    missing : list of Trial
+    """
+    kept, missing = [], []
+    for trial in tqdm(trials, desc=desc, unit="file", mininterval=2.0):
+        path = wav_path(trial)
+        if skip_missing and not os.path.isfile(path):
+            missing.append(trial)
+            continue
+        trial.wav = path
+        trial.duration = audio_duration(path)
+        kept.append(trial)
+    return kept, missing
+
+
+def write_manifest(path, trials, extra_fields=()):
+    """Writes a SpeechBrain CSV manifest (atomically)."""
+    fields = MANIFEST_FIELDS + list(extra_fields)
+    lines = [",".join(fields)]
+    for trial in trials:
+        row = {
+            "ID": trial.utt_id,
+            "duration": f"{trial.duration:.3f}",
+            "wav": trial.wav,
+            "label": trial.label,
+            "attack": trial.attack,
+            "speaker": trial.speaker,
+            **trial.extra,
+        }
+        values = [str(row[name]) for name in fields]
+        for value in values:
+            if "," in value or "\n" in value:
+                raise ValueError(f"{path}: value {value!r} cannot be stored in a CSV field")
+        lines.append(",".join(values))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_manifest(path):
+    """Reads a manifest CSV as a list of dicts."""
+    with open(path, encoding="utf-8", newline="") as fin:
+        return list(csv.DictReader(fin))
+
+
+def skip(outputs, options_file, options):
+    """True if every output exists and the saved options equal ``options``."""
+    if not all(os.path.isfile(path) for path in outputs):
+        return False
+    if not os.path.isfile(options_file):
+        return False
+    with open(options_file, encoding="utf-8") as fin:
+        return json.load(fin) == json.loads(json.dumps(options))
+
+
+def save_options(options_file, options):
+    """Saves the options of a finished prepare run (written last)."""
+    atomic_write_text(options_file, json.dumps(options, indent=2, sort_keys=True) + "\n")
+
+
+def count_by(trials, *keys):
+    """Counts trials by the given attributes, e.g. ``count_by(t, "label")``."""
+    counts = {}
+    for trial in trials:
+        group = tuple(getattr(trial, key) for key in keys)
+        counts[group] = counts.get(group, 0) + 1
+    return dict(sorted(counts.items()))

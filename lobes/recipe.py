@@ -1,0 +1,49 @@
+"""The steps every recipe's ``train.py`` runs, so that each stays short."""
+
+import sys
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+
+
+def load_recipe(argv=None):
+    """Parses the command line, loads the YAML and creates the output folder.
+
+    Returns ``(hparams, run_opts)``; SpeechBrain's own flags (``--device``,
+    ``--debug``, ``--precision``, ...) land in ``run_opts``.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    return hparams, run_opts
+
+
+def train_and_test(brain_class, hparams, run_opts, datasets, test_sets):
+    """Trains on ``datasets["train"]``, selects on ``"dev"``, scores ``test_sets``.
+
+    A rerun resumes from the last checkpoint; a finished run only re-scores.
+    Returns the brain.
+    """
+    brain = brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        brain.hparams.epoch_counter,
+        datasets["train"],
+        datasets["dev"],
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["test_dataloader_opts"],
+    )
+    for name in test_sets:
+        brain.evaluate_set(datasets[name], name, hparams["test_dataloader_opts"])
+    return brain

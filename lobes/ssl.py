@@ -1,0 +1,364 @@
+"""A self-supervised speech encoder cut to its first N transformer layers.
+
+Only the first N layers are built and loaded, so parameters and compute drop
+with N (the paper's code ran the full model and sliced afterwards). Layer
+outputs are captured with forward hooks on the transformer layers themselves,
+so "layer k" always means the raw output of the k-th layer, whatever the
+transformers version does with ``hidden_states`` and the final LayerNorm of
+"stable layer norm" models.
+"""
+
+import json
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from speechbrain.dataio.dataio import length_to_mask
+from speechbrain.integrations.huggingface.huggingface import HFTransformersInterface
+from transformers.utils import logging as transformers_logging
+from speechbrain.utils.checkpoints import (
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
+
+from lobes.fusion import WeightedLayerSum
+
+SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
+
+
+def _looks_like_local_path(source):
+    """True if ``source`` is meant as a folder rather than a hub id."""
+    return (
+        os.path.isabs(source)
+        or source.startswith((".", "~"))
+        or source.count("/") > 1
+        or os.path.exists(source)
+    )
+
+
+def _hf_cache_dir():
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE
+
+
+class TruncatedSSLEncoder(HFTransformersInterface):
+    """A wav2vec2 / HuBERT / WavLM model built with only its first N layers.
+
+    Returns the stacked outputs of transformer layers 1..N (optionally with
+    the CNN/positional output first). LayerDrop and SpecAugment masking are
+    disabled in the config, so no training-mode randomness reaches the
+    layer outputs except dropout, which ``freeze`` also removes.
+
+    Arguments
+    ---------
+    source : str
+        Hugging Face hub id (e.g. ``microsoft/wavlm-base-plus``) or a local
+        folder written by ``save_pretrained``.
+    n_layers : int
+        Number of transformer layers to build, 1..depth of the model.
+    save_path : str, optional
+        Download cache; defaults to the Hugging Face hub cache.
+    freeze : bool
+        Freeze the weights and keep the model in eval mode.
+    freeze_feature_extractor : bool
+        When fine-tuning, keep the CNN feature extractor frozen.
+    include_cnn_output : bool
+        Prepend the transformer input (CNN features plus positional
+        convolution, HF's ``hidden_states[0]``) to the stacked layers.
+    normalize_waveform : bool, optional
+        Zero-mean unit-variance normalisation of each waveform over its real
+        samples. ``None`` follows the model's feature-extractor config.
+    use_attention_mask : bool
+        Pass an attention mask built from the relative lengths, so that
+        padding does not reach the attention of real frames.
+
+    Example
+    -------
+    >>> from lobes.testing import save_tiny_ssl
+    >>> path = save_tiny_ssl(getfixture("tmp_path"), "wavlm", stable_layer_norm=False)
+    >>> encoder = TruncatedSSLEncoder(path, n_layers=2)
+    >>> encoder(torch.randn(2, 16000)).shape
+    torch.Size([2, 2, 49, 32])
+    """
+
+    def __init__(
+        self,
+        source,
+        n_layers,
+        save_path=None,
+        freeze=True,
+        freeze_feature_extractor=True,
+        include_cnn_output=False,
+        normalize_waveform=None,
+        use_attention_mask=True,
+    ):
+        # override_config runs inside the parent's __init__ and needs these.
+        self.requested_layers = int(n_layers)
+        self.source = str(source)
+        source = self.source
+        if _looks_like_local_path(source) and not os.path.isdir(
+            os.path.expanduser(source)
+        ):
+            raise FileNotFoundError(
+                f"SSL source {source!r} looks like a local folder but does not exist"
+            )
+        source = os.path.expanduser(source)
+        save_path = save_path or _hf_cache_dir()
+        # transformers reports the weights of the layers we dropped as
+        # "unexpected"; that is the point of truncation, not a problem.
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()
+        try:
+            super().__init__(source=source, save_path=save_path, freeze=freeze)
+        except OSError as err:
+            raise ValueError(
+                f"Cannot load SSL model {source!r}: it is neither a local folder "
+                f"holding a Hugging Face model nor a hub id that could be fetched "
+                f"({err})"
+            ) from err
+        finally:
+            transformers_logging.set_verbosity(verbosity)
+        self.n_layers = self.requested_layers
+        self.include_cnn_output = include_cnn_output
+        self.use_attention_mask = use_attention_mask
+        if normalize_waveform is None:
+            normalize_waveform = self._feature_extractor_normalises(source)
+        self.normalize_waveform = bool(normalize_waveform)
+
+        if not freeze and freeze_feature_extractor:
+            self.model.freeze_feature_encoder()
+
+        layers = self.model.encoder.layers
+        if len(layers) != self.n_layers:
+            raise RuntimeError(
+                f"built {len(layers)} layers instead of the {self.n_layers} requested"
+            )
+        self._captured = []
+        if include_cnn_output:
+            layers[0].register_forward_pre_hook(self._capture_input)
+        for layer in layers:
+            layer.register_forward_hook(self._capture_output)
+
+    def override_config(self, config):
+        """Cuts the config to N layers and disables LayerDrop and SpecAugment."""
+        if config.model_type not in SUPPORTED_MODEL_TYPES:
+            raise ValueError(
+                f"SSL model {self.source!r} has model_type {config.model_type!r}; "
+                f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+            )
+        depth = config.num_hidden_layers
+        if not 1 <= self.requested_layers <= depth:
+            raise ValueError(
+                f"n_layers={self.requested_layers} is outside 1..{depth} for "
+                f"{self.source!r} ({depth} transformer layers)"
+            )
+        self.full_depth = depth
+        config.num_hidden_layers = self.requested_layers
+        config.layerdrop = 0.0
+        config.apply_spec_augment = False
+        return config
+
+    def _feature_extractor_normalises(self, source):
+        """Reads ``do_normalize`` from a local preprocessor config, if any.
+
+        Without one (or for hub ids) the HF convention is used: models with
+        a LayerNorm CNN ("large" models) expect normalised input.
+        """
+        local = os.path.join(source, "preprocessor_config.json")
+        if os.path.isfile(local):
+            with open(local, encoding="utf-8") as fin:
+                return bool(json.load(fin).get("do_normalize", False))
+        try:
+            self.load_feature_extractor(source, cache_dir=_hf_cache_dir())
+            return bool(self.feature_extractor.do_normalize)
+        except OSError:
+            return self.config.feat_extract_norm == "layer"
+
+    def train(self, mode=True):
+        """Keeps a frozen encoder in eval mode whatever ``Brain`` asks."""
+        super().train(mode)
+        if self.freeze:
+            self.model.eval()
+        return self
+
+    @property
+    def hidden_size(self):
+        """Channel dimension C of each layer output."""
+        return self.config.hidden_size
+
+    def _capture_input(self, module, args):
+        self._captured.append(args[0])
+
+    def _capture_output(self, module, args, output):
+        self._captured.append(output[0] if isinstance(output, tuple) else output)
+
+    def frame_lengths(self, n_samples):
+        """Number of frames the CNN makes of ``n_samples`` samples (tensor)."""
+        return self.model._get_feat_extract_output_lengths(n_samples)
+
+    def _prepare_input(self, wavs, wav_lens):
+        """Normalises over real samples and builds the sample mask."""
+        if wavs.dim() != 2:
+            raise ValueError(f"expected waveforms of shape (batch, time), got {tuple(wavs.shape)}")
+        n_samples = wavs.shape[1]
+        if wav_lens is None:
+            sample_mask = torch.ones_like(wavs, dtype=torch.bool)
+        else:
+            abs_lens = torch.round(wav_lens * n_samples).long().clamp(1, n_samples)
+            sample_mask = length_to_mask(abs_lens, max_len=n_samples).bool()
+        if self.normalize_waveform:
+            valid = sample_mask.to(wavs.dtype)
+            count = valid.sum(dim=1, keepdim=True)
+            mean = (wavs * valid).sum(dim=1, keepdim=True) / count
+            var = ((wavs - mean).pow(2) * valid).sum(dim=1, keepdim=True) / count
+            wavs = (wavs - mean) / torch.sqrt(var + 1e-7)
+        wavs = wavs * sample_mask.to(wavs.dtype)
+        return wavs, sample_mask
+
+    def forward(self, wavs, wav_lens=None):
+        """Returns the stacked layer outputs (B, N, T, C) and frame lengths.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms (B, S) at 16 kHz.
+        wav_lens : torch.Tensor, optional
+            Relative lengths (B,) in (0, 1], SpeechBrain style.
+
+        Returns
+        -------
+        layers : torch.Tensor
+            (B, N, T, C), or (B, N + 1, T, C) with ``include_cnn_output``.
+        frame_lens : torch.Tensor
+            Relative frame lengths (B,).
+        """
+        wavs, sample_mask = self._prepare_input(wavs, wav_lens)
+        attention_mask = (
+            sample_mask.long() if self.use_attention_mask and wav_lens is not None else None
+        )
+        self._captured = []
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            self.model(wavs, attention_mask=attention_mask)
+        layers = torch.stack(self._captured, dim=1)
+        self._captured = []
+        n_frames = self.frame_lengths(sample_mask.sum(dim=1))
+        frame_lens = (n_frames.to(wavs.dtype) / layers.shape[2]).clamp(max=1.0)
+        return layers, frame_lens
+
+
+@register_checkpoint_hooks
+class LayerwiseSSL(nn.Module):
+    """Truncated SSL encoder plus a learnable weighted sum over its layers.
+
+    Arguments
+    ---------
+    source : str
+        Hugging Face hub id or local folder (wav2vec2, HuBERT or WavLM).
+    n_layers : int
+        Number of transformer layers to keep and fuse.
+    freeze : bool
+        Keep the SSL weights fixed and the SSL in eval mode (default).
+    freeze_feature_extractor : bool
+        With ``freeze=False``, keep the CNN feature extractor frozen.
+    include_cnn_output : bool
+        Also fuse the transformer input (HF ``hidden_states[0]``).
+    fusion_norm : str
+        ``"batch"`` (paper), ``"layer"`` or ``"none"``; see ``WeightedLayerSum``.
+    normalize_waveform : bool, optional
+        ``None`` follows the model's feature-extractor config.
+    use_attention_mask : bool
+        Mask padding in the encoder's attention when lengths are given.
+    save_path : str, optional
+        Download cache for hub ids; the Hugging Face cache by default.
+
+    Example
+    -------
+    >>> from lobes.testing import save_tiny_ssl
+    >>> path = save_tiny_ssl(getfixture("tmp_path"), "wav2vec2", stable_layer_norm=True)
+    >>> ssl = LayerwiseSSL(path, n_layers=3)
+    >>> feats, lens = ssl(torch.randn(2, 16000), torch.tensor([1.0, 0.5]))
+    >>> feats.shape, lens
+    (torch.Size([2, 49, 32]), tensor([1.0000, 0.4898]))
+    >>> ssl.layer_weights()
+    tensor([0.3333, 0.3333, 0.3333])
+    """
+
+    def __init__(
+        self,
+        source,
+        n_layers,
+        freeze=True,
+        freeze_feature_extractor=True,
+        include_cnn_output=False,
+        fusion_norm="batch",
+        normalize_waveform=None,
+        use_attention_mask=True,
+        save_path=None,
+    ):
+        super().__init__()
+        self.freeze = freeze
+        self.encoder = TruncatedSSLEncoder(
+            source,
+            n_layers,
+            save_path=save_path,
+            freeze=freeze,
+            freeze_feature_extractor=freeze_feature_extractor,
+            include_cnn_output=include_cnn_output,
+            normalize_waveform=normalize_waveform,
+            use_attention_mask=use_attention_mask,
+        )
+        n_fused = n_layers + int(include_cnn_output)
+        self.fusion = WeightedLayerSum(n_fused, norm=fusion_norm)
+
+    @property
+    def output_size(self):
+        """Feature dimension C of the fused output."""
+        return self.encoder.hidden_size
+
+    def layer_weights(self):
+        """Normalised fusion weights (N,), layer 1 first."""
+        return self.fusion.layer_weights()
+
+    def layer_outputs(self, wavs, wav_lens=None):
+        """Stacked per-layer outputs before fusion, (B, N, T, C)."""
+        return self.encoder(wavs, wav_lens)[0]
+
+    def forward(self, wavs, wav_lens=None):
+        """Returns fused features (B, T, C) and relative frame lengths (B,)."""
+        layers, frame_lens = self.encoder(wavs, wav_lens)
+        mask = None
+        if wav_lens is not None:
+            n_frames = layers.shape[2]
+            abs_lens = torch.round(frame_lens * n_frames).long().clamp(1, n_frames)
+            mask = length_to_mask(abs_lens, max_len=n_frames).bool()
+        return self.fusion(layers, mask), frame_lens
+
+    def trainable_state_dict(self):
+        """State of the trainable parts: never the weights of a frozen SSL."""
+        if not self.freeze:
+            return self.state_dict()
+        return {f"fusion.{k}": v for k, v in self.fusion.state_dict().items()}
+
+    @mark_as_saver
+    def _save(self, path):
+        torch.save(self.trainable_state_dict(), path)
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch=False, device=None):
+        del end_of_epoch
+        state = torch.load(path, map_location=device or "cpu", weights_only=True)
+        if self.freeze:
+            fusion_state = {
+                k[len("fusion."):]: v for k, v in state.items() if k.startswith("fusion.")
+            }
+            if len(fusion_state) != len(state):
+                raise RuntimeError(
+                    f"{path} holds SSL weights but this encoder is frozen; "
+                    "it was saved with freeze_ssl=False"
+                )
+            self.fusion.load_state_dict(fusion_state)
+        else:
+            self.load_state_dict(state)

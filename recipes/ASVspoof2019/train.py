@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Layer-wise SSL countermeasure on ASVspoof 2019 LA.
+
+Trains on train, selects the checkpoint on dev, scores eval:
+
+    python recipes/ASVspoof2019/train.py recipes/ASVspoof2019/hparams/ffn.yaml \
+        --data_folder=/path/to/ASVspoof2019 --n_layers=6
+
+Writes ``<output_folder>/scores/eval.txt`` and ``<output_folder>/results.json``
+(EER, min t-DCF when the organisers' ASV scores are present, EER per attack,
+layer weights).
+"""
+
+import os
+import sys
+
+from speechbrain.utils.distributed import run_on_main
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from asvspoof2019_prepare import asv_score_path, prepare_asvspoof2019  # noqa: E402
+
+from lobes.brain import SpoofBrain  # noqa: E402
+from lobes.data import make_datasets  # noqa: E402
+from lobes.metrics import min_tdcf_2019, read_asv_scores  # noqa: E402
+from lobes.recipe import load_recipe, train_and_test  # noqa: E402
+
+
+class ASVspoof2019Brain(SpoofBrain):
+    """Adds the 2019 min t-DCF when the organisers' ASV scores exist."""
+
+    def test_metrics(self, records):
+        metrics = super().test_metrics(records)
+        asv_file = asv_score_path(self.hparams.data_folder, "eval")
+        if os.path.isfile(asv_file):
+            bonafide = [r.score for r in records if r.key == "bonafide"]
+            spoof = [r.score for r in records if r.key == "spoof"]
+            metrics["min_tdcf"] = min_tdcf_2019(bonafide, spoof, read_asv_scores(asv_file))
+        return metrics
+
+
+def dataio_prep(hparams):
+    """Train, dev and eval datasets from the prepared manifests."""
+    folder = hparams["manifest_folder"]
+    return make_datasets(
+        hparams, {split: os.path.join(folder, f"{split}.csv") for split in ("train", "dev", "eval")}
+    )
+
+
+if __name__ == "__main__":
+    hparams, run_opts = load_recipe()
+    run_on_main(
+        prepare_asvspoof2019,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["manifest_folder"],
+            "skip_missing": hparams["skip_missing_audio"],
+        },
+    )
+    datasets = dataio_prep(hparams)
+    train_and_test(ASVspoof2019Brain, hparams, run_opts, datasets, test_sets=["eval"])

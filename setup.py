@@ -1,0 +1,26 @@
+"""Layer-wise SSL audio deepfake detection recipes for SpeechBrain."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="lobes",
+    version="0.1.0",
+    description="Truncated layer-wise SSL countermeasures for audio deepfake detection (SpeechBrain recipes)",
+    packages=find_packages(include=["lobes", "lobes.*"]),
+    python_requires=">=3.10,<3.13",
+    # Tested together: torch 2.14.1 + torchaudio 2.11.0, speechbrain 1.1.2,
+    # transformers 5.23. torch 2.13 CPU does not import with PyPI's torchaudio.
+    install_requires=[
+        "torch>=2.14,<2.15",
+        "torchaudio>=2.11,<2.12",
+        "speechbrain>=1.1.2,<1.2",
+        "transformers>=5.0,<6",
+        "hyperpyyaml>=1.2",
+        "sentencepiece",
+        "soundfile>=0.12",
+        "matplotlib>=3.7",
+        "numpy>=1.24",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+)
