@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny local SSL models and a recipe runner."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lobes.testing import save_tiny_ssl
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL_FORMS = [
+    (model_type, stable)
+    for model_type in ("wav2vec2", "hubert", "wavlm")
+    for stable in (False, True)
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """(model_type, stable_layer_norm) -> path of a tiny 4-layer model."""
+    folder = tmp_path_factory.mktemp("tiny_ssl")
+    return {form: save_tiny_ssl(folder, *form) for form in MODEL_FORMS}
+
+
+@pytest.fixture(scope="session")
+def tiny_ssl(tiny_models):
+    """Path of one tiny model (WavLM, base form) for recipe smoke tests."""
+    return tiny_models[("wavlm", False)]
+
+
+def _run_recipe(dataset, hparams, cwd, *overrides, script="train.py", timeout=600):
+    """Runs ``recipes/<dataset>/<script> <hparams> <overrides>``; returns its output.
+
+    Fails the test with the recipe's output when it exits non-zero.
+    """
+    recipe = os.path.join(REPO, "recipes", dataset)
+    command = [
+        sys.executable,
+        os.path.join(recipe, script),
+        os.path.join(recipe, "hparams", hparams),
+        *overrides,
+    ]
+    result = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(command)} exited with {result.returncode}\n"
+            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+        )
+    return result.stdout + result.stderr
+
+
+@pytest.fixture
+def run_recipe():
+    """``run_recipe(dataset, hparams_file, cwd, *overrides, script="train.py")``."""
+    return _run_recipe
