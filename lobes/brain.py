@@ -125,7 +125,12 @@ class SpoofBrain(sb.Brain):
         return (-meta.get(primary, float("inf")), -meta.get(secondary, float("inf")))
 
     def on_evaluate_start(self, max_key=None, min_key=None):
-        """Loads the best checkpoint by ``checkpoint_rank``."""
+        """Loads the best checkpoint by ``checkpoint_rank``; never scores an
+        untrained model."""
+        if self.checkpointer.find_checkpoint(importance_key=self.checkpoint_rank) is None:
+            raise FileNotFoundError(
+                f"no checkpoint in {self.checkpointer.checkpoints_dir}: train the model first"
+            )
         self.checkpointer.recover_if_possible(importance_key=self.checkpoint_rank)
 
     @staticmethod

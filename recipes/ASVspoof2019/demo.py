@@ -27,9 +27,9 @@ from lobes.testing import save_tiny_ssl
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default="demo_run", help="where everything is written")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--n_layers", type=int, default=4)
-    parser.add_argument("--trials", type=int, default=80, help="bona fide (= spoof) trials in train")
+    parser.add_argument("--trials", type=int, default=100, help="bona fide (= spoof) trials in train")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lr", type=float, default=0.0005)
     return parser.parse_args(argv)

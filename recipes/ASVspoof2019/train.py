@@ -8,7 +8,7 @@ Trains on train, selects the checkpoint on dev, scores eval:
 
 Writes ``<output_folder>/scores/eval.txt`` and ``<output_folder>/results.json``
 (EER, min t-DCF when the organisers' ASV scores are present, EER per attack,
-layer weights).
+layer weights). ``evaluate.py`` scores the trained model on other datasets.
 """
 
 import os
@@ -18,23 +18,36 @@ from speechbrain.utils.distributed import run_on_main
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from asvspoof2019_prepare import asv_score_path, prepare_asvspoof2019  # noqa: E402
+from crossdataset_prepare import read_asv21_scores  # noqa: E402
 
 from lobes.brain import SpoofBrain  # noqa: E402
 from lobes.data import make_datasets  # noqa: E402
-from lobes.metrics import min_tdcf_2019, read_asv_scores  # noqa: E402
+from lobes.metrics import min_tdcf_2019, min_tdcf_2021, read_asv_scores  # noqa: E402
 from lobes.recipe import load_recipe, train_and_test  # noqa: E402
 
 
 class ASVspoof2019Brain(SpoofBrain):
-    """Adds the 2019 min t-DCF when the organisers' ASV scores exist."""
+    """Adds min t-DCF where the organisers' ASV scores exist: the 2019
+    formulation on LA19 eval, the 2021 one on ASVspoof 2021 LA."""
+
+    def asv_scores(self):
+        """ASV scores and t-DCF function for the current test set, or None."""
+        if self.test_name == "eval":
+            path = asv_score_path(self.hparams.data_folder, "eval")
+            return (read_asv_scores(path), min_tdcf_2019) if os.path.isfile(path) else None
+        if self.test_name == "asv21_la":
+            asv = read_asv21_scores(self.hparams.asv21_la_folder)
+            return (asv, min_tdcf_2021) if asv is not None else None
+        return None
 
     def test_metrics(self, records):
         metrics = super().test_metrics(records)
-        asv_file = asv_score_path(self.hparams.data_folder, "eval")
-        if os.path.isfile(asv_file):
+        found = self.asv_scores()
+        if found is not None:
+            asv, min_tdcf = found
             bonafide = [r.score for r in records if r.key == "bonafide"]
             spoof = [r.score for r in records if r.key == "spoof"]
-            metrics["min_tdcf"] = min_tdcf_2019(bonafide, spoof, read_asv_scores(asv_file))
+            metrics["min_tdcf"] = min_tdcf(bonafide, spoof, asv)
         return metrics
 
 
