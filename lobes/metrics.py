@@ -26,7 +26,7 @@ def det_curve(bonafide_scores, spoof_scores):
     -------
     >>> frr, far, thr = det_curve([1.0, 2.0], [0.0])
     >>> frr.tolist(), far.tolist()
-    ([0.0, 0.0, 0.0, 0.5], [1.0, 0.0, 0.0, 0.0])
+    ([0.0, 0.0, 0.5, 1.0], [1.0, 0.0, 0.0, 0.0])
     """
     bonafide = np.asarray(bonafide_scores, dtype=np.float64).ravel()
     spoof = np.asarray(spoof_scores, dtype=np.float64).ravel()
@@ -134,8 +134,8 @@ def min_tdcf_2021(bonafide_scores, spoof_scores, asv):
     -------
     >>> asv = {"target": np.array([3.0, 4.0]), "nontarget": np.array([-3.0, -2.0]),
     ...        "spoof": np.array([2.5, -1.0])}
-    >>> round(min_tdcf_2021([1.0, 2.0], [-1.0, 0.0], asv), 4)
-    0.0
+    >>> round(min_tdcf_2021([1.0, 2.0], [-1.0, 0.0], asv), 4)  # a perfect CM keeps the ASV's cost
+    0.0868
     """
     p_spoof = 0.05
     p_tar, p_non = (1 - p_spoof) * 0.99, (1 - p_spoof) * 0.01
@@ -172,7 +172,7 @@ def eer_by_group(scores, labels, groups):
     -------
     >>> eer_by_group([0.9, 0.8, 0.1, 0.85], ["bonafide", "bonafide", "spoof", "spoof"],
     ...              ["-", "-", "A07", "A08"])
-    {'A07': 0.0, 'A08': 0.5}
+    {'A07': 0.0, 'A08': 0.75}
     """
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)

@@ -14,7 +14,6 @@ import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from speechbrain.dataio.dataio import length_to_mask
 from speechbrain.integrations.huggingface.huggingface import HFTransformersInterface
 from transformers.utils import logging as transformers_logging
 from speechbrain.utils.checkpoints import (
@@ -24,6 +23,7 @@ from speechbrain.utils.checkpoints import (
 )
 
 from lobes.fusion import WeightedLayerSum
+from lobes.heads.pooling import frame_mask
 
 SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
 
@@ -80,7 +80,8 @@ class TruncatedSSLEncoder(HFTransformersInterface):
     >>> from lobes.testing import save_tiny_ssl
     >>> path = save_tiny_ssl(getfixture("tmp_path"), "wavlm", stable_layer_norm=False)
     >>> encoder = TruncatedSSLEncoder(path, n_layers=2)
-    >>> encoder(torch.randn(2, 16000)).shape
+    >>> layers, frame_lens = encoder(torch.randn(2, 16000))
+    >>> layers.shape
     torch.Size([2, 2, 49, 32])
     """
 
@@ -207,8 +208,7 @@ class TruncatedSSLEncoder(HFTransformersInterface):
         if wav_lens is None:
             sample_mask = torch.ones_like(wavs, dtype=torch.bool)
         else:
-            abs_lens = torch.round(wav_lens * n_samples).long().clamp(1, n_samples)
-            sample_mask = length_to_mask(abs_lens, max_len=n_samples).bool()
+            sample_mask = frame_mask(wav_lens, n_samples, wavs.device)
         if self.normalize_waveform:
             valid = sample_mask.to(wavs.dtype)
             count = valid.sum(dim=1, keepdim=True)
@@ -326,21 +326,23 @@ class LayerwiseSSL(nn.Module):
         """Stacked per-layer outputs before fusion, (B, N, T, C)."""
         return self.encoder(wavs, wav_lens)[0]
 
+    def _layers_and_mask(self, wavs, wav_lens):
+        """Stacked layers, relative frame lengths and the real-frame mask."""
+        layers, frame_lens = self.encoder(wavs, wav_lens)
+        mask = None if wav_lens is None else frame_mask(frame_lens, layers.shape[2], layers.device)
+        return layers, frame_lens, mask
+
     def forward(self, wavs, wav_lens=None):
         """Returns fused features (B, T, C) and relative frame lengths (B,)."""
-        layers, frame_lens = self.encoder(wavs, wav_lens)
-        mask = None
-        if wav_lens is not None:
-            n_frames = layers.shape[2]
-            abs_lens = torch.round(frame_lens * n_frames).long().clamp(1, n_frames)
-            mask = length_to_mask(abs_lens, max_len=n_frames).bool()
+        layers, frame_lens, mask = self._layers_and_mask(wavs, wav_lens)
         return self.fusion(layers, mask), frame_lens
 
     def trainable_state_dict(self):
         """State of the trainable parts: never the weights of a frozen SSL."""
+        state = self.state_dict()
         if not self.freeze:
-            return self.state_dict()
-        return {f"fusion.{k}": v for k, v in self.fusion.state_dict().items()}
+            return state
+        return {k: v for k, v in state.items() if not k.startswith("encoder.")}
 
     @mark_as_saver
     def _save(self, path):
@@ -350,15 +352,88 @@ class LayerwiseSSL(nn.Module):
     def _load(self, path, end_of_epoch=False, device=None):
         del end_of_epoch
         state = torch.load(path, map_location=device or "cpu", weights_only=True)
-        if self.freeze:
-            fusion_state = {
-                k[len("fusion."):]: v for k, v in state.items() if k.startswith("fusion.")
-            }
-            if len(fusion_state) != len(state):
-                raise RuntimeError(
-                    f"{path} holds SSL weights but this encoder is frozen; "
-                    "it was saved with freeze_ssl=False"
-                )
-            self.fusion.load_state_dict(fusion_state)
-        else:
-            self.load_state_dict(state)
+        if self.freeze and any(k.startswith("encoder.") for k in state):
+            raise RuntimeError(
+                f"{path} holds SSL weights but this encoder is frozen; "
+                "it was saved with freeze_ssl=False"
+            )
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not (self.freeze and k.startswith("encoder."))]
+        if missing or unexpected:
+            raise RuntimeError(f"{path} does not fit this model: missing {missing}, unexpected {unexpected}")
+
+
+class MultiDepthSSL(LayerwiseSSL):
+    """One frozen encoder pass feeding several depths, each with its own fusion.
+
+    With a frozen SSL the depth-N encoder is a prefix of any deeper one, so
+    the encoder runs once at the largest depth and every depth N fuses layers
+    1..N with its own weights. ``forward`` returns ``{"N<n>": (fused, lens)}``.
+
+    Arguments
+    ---------
+    source : str
+        Hugging Face hub id or local folder.
+    depths : list of int
+        The depths to train side by side, e.g. ``[2, 4, 6, 12]``.
+    **kwargs
+        As for ``LayerwiseSSL``; ``freeze`` must stay True.
+
+    Example
+    -------
+    >>> from lobes.testing import save_tiny_ssl
+    >>> path = save_tiny_ssl(getfixture("tmp_path"), "hubert")
+    >>> ssl = MultiDepthSSL(path, depths=[1, 3])
+    >>> {name: feats.shape for name, (feats, lens) in ssl(torch.randn(2, 16000)).items()}
+    {'N1': torch.Size([2, 49, 32]), 'N3': torch.Size([2, 49, 32])}
+    """
+
+    def __init__(self, source, depths, **kwargs):
+        depths = sorted({int(d) for d in depths})
+        if not depths:
+            raise ValueError("depths must list at least one depth")
+        if not kwargs.get("freeze", True):
+            raise ValueError("multi-depth training needs a frozen SSL (freeze_ssl: True)")
+        super().__init__(source, n_layers=depths[-1], **kwargs)
+        extra = int(self.encoder.include_cnn_output)
+        norm = self.fusion.norm_type
+        del self.fusion
+        self.depths = depths
+        self.fusions = nn.ModuleDict(
+            {depth_name(d): WeightedLayerSum(d + extra, norm=norm) for d in depths}
+        )
+
+    def layer_weights(self):
+        """``{"N<n>": weights}`` for every depth."""
+        return {name: fusion.layer_weights() for name, fusion in self.fusions.items()}
+
+    def forward(self, wavs, wav_lens=None):
+        """Returns ``{"N<n>": (fused (B, T, C), relative frame lengths)}``."""
+        layers, frame_lens, mask = self._layers_and_mask(wavs, wav_lens)
+        return {
+            name: (fusion(layers[:, : fusion.n_layers], mask), frame_lens)
+            for name, fusion in self.fusions.items()
+        }
+
+
+def depth_name(depth):
+    """Name of a depth's branch and output subfolder, e.g. ``N4``."""
+    return f"N{depth}"
+
+
+def layerwise_ssl(source, n_layers, **kwargs):
+    """``LayerwiseSSL`` for one depth, ``MultiDepthSSL`` for a list of depths.
+
+    Lets one YAML serve both: ``n_layers: 6`` or ``n_layers: [2, 4, 6, 12]``.
+    """
+    if isinstance(n_layers, (list, tuple)):
+        return MultiDepthSSL(source, depths=n_layers, **kwargs)
+    return LayerwiseSSL(source, n_layers=n_layers, **kwargs)
+
+
+def head_per_depth(ssl, head_class, **kwargs):
+    """One head for a ``LayerwiseSSL``; a ``ModuleDict`` of heads, one per
+    depth, for a ``MultiDepthSSL``. ``head_class(ssl.output_size, **kwargs)``."""
+    if isinstance(ssl, MultiDepthSSL):
+        return nn.ModuleDict({name: head_class(ssl.output_size, **kwargs) for name in ssl.fusions})
+    return head_class(ssl.output_size, **kwargs)
