@@ -16,8 +16,11 @@ import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
+from speechbrain.utils.epoch_loop import EpochCounterWithStopper
+
 from lobes.metrics import compute_eer, eer_by_group
 from lobes.scores import ScoreRecord, atomic_write_text, write_scores
+from lobes.ssl import MultiDepthSSL
 
 logger = logging.getLogger(__name__)
 
@@ -50,27 +53,81 @@ class SpoofBrain(sb.Brain):
     stopping (an ``EpochCounterWithStopper``) watches the dev loss. With a
     frozen SSL, checkpoints hold only the fusion, the head and the
     optimizer.
+
+    With a ``MultiDepthSSL`` (``n_layers: [2, 4, 6, 12]``) and one head per
+    depth, every depth is a branch trained side by side on one encoder pass:
+    each has its own dev selection, early stopping, checkpoints and outputs
+    in ``<output_folder>/N<n>/``, in the single-depth format.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.multi_depth = isinstance(self.modules.ssl, MultiDepthSSL)
+        self.branch_names = list(self.modules.ssl.fusions) if self.multi_depth else [None]
+        self.branch_checkpointers, self.branch_stoppers = {}, {}
+        if self.multi_depth:
+            self._setup_branches()
+
+    def _setup_branches(self):
+        """Per-depth checkpointers (best model) and early stoppers (resumable)."""
+        counter = self.hparams.epoch_counter
+        for name in self.branch_names:
+            self.branch_checkpointers[name] = sb.utils.checkpoints.Checkpointer(
+                os.path.join(self.branch_folder(name), "save"),
+                recoverables={
+                    "fusion": self.modules.ssl.fusions[name],
+                    "head": self.modules.head[name],
+                },
+            )
+            stopper = EpochCounterWithStopper(
+                limit=counter.limit,
+                limit_to_stop=getattr(counter, "limit_to_stop", counter.limit),
+                limit_warmup=0,
+                direction="min",
+            )
+            self.branch_stoppers[name] = stopper
+            self.checkpointer.add_recoverable(f"stopper_{name}", stopper)
+
+    def branch_folder(self, name):
+        """Output folder of a branch: the run's own, or ``N<n>/`` inside it."""
+        folder = self.hparams.output_folder
+        return folder if name is None else os.path.join(folder, name)
+
+    def branch_checkpointer(self, name):
+        return self.checkpointer if name is None else self.branch_checkpointers[name]
+
+    def branch_layer_weights(self, name):
+        ssl = self.modules.ssl
+        return ssl.layer_weights() if name is None else ssl.fusions[name].layer_weights()
+
     def compute_forward(self, batch, stage):
-        """Waveforms -> logits (B, 2) ordered [spoof, bonafide]."""
+        """Waveforms -> ``{branch: logits (B, 2)}`` ordered [spoof, bonafide]."""
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
-        feats, feat_lens = self.modules.ssl(wavs, wav_lens)
-        return self.modules.head(feats, feat_lens)
+        fused = self.modules.ssl(wavs, wav_lens)
+        if self.multi_depth:
+            return {name: self.modules.head[name](*fused[name]) for name in self.branch_names}
+        return {None: self.modules.head(*fused)}
 
     def compute_objectives(self, predictions, batch, stage):
-        """Weighted cross-entropy; collects scores outside training."""
+        """Weighted cross-entropy summed over branches (their parameters are
+        disjoint, so each branch trains as if alone); collects scores."""
         labels = batch.label_index.to(self.device)
         weights = torch.tensor(self.hparams.class_weights, device=self.device, dtype=torch.float)
-        loss = F.cross_entropy(predictions.float(), labels, weight=weights)
+        total = 0.0
+        for name, logits in predictions.items():
+            loss = F.cross_entropy(logits.float(), labels, weight=weights)
+            total = total + loss
+            if stage != sb.Stage.TRAIN:
+                self.branch_loss[name] += float(loss)
+                scores = logits[:, 1].detach().float().cpu().tolist()
+                self.score_records[name].extend(
+                    ScoreRecord(utt_id, attack, key, score)
+                    for utt_id, attack, key, score in zip(batch.id, batch.attack, batch.key, scores)
+                )
         if stage != sb.Stage.TRAIN:
-            scores = predictions[:, 1].detach().float().cpu().tolist()
-            self.score_records.extend(
-                ScoreRecord(utt_id, attack, key, score)
-                for utt_id, attack, key, score in zip(batch.id, batch.attack, batch.key, scores)
-            )
-        return loss
+            self.n_scored_batches += 1
+        return total
 
     def init_optimizers(self):
         """Gives the optimizer the trainable parameters only."""
@@ -83,36 +140,68 @@ class SpoofBrain(sb.Brain):
             self.checkpointer.add_recoverable("optimizer", self.optimizer)
 
     def on_stage_start(self, stage, epoch=None):
-        """Starts a fresh score collection for dev and test."""
-        self.score_records = []
+        """Starts fresh score collections for dev and test."""
+        self.score_records = {name: [] for name in self.branch_names}
+        self.branch_loss = {name: 0.0 for name in self.branch_names}
+        self.n_scored_batches = 0
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs, selects checkpoints, and writes test outputs."""
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
             return
+        branch_metrics = {
+            name: {
+                "EER": 100 * self._records_eer(self.score_records[name]),
+                "loss": self.branch_loss[name] / max(self.n_scored_batches, 1),
+            }
+            for name in self.branch_names
+        }
         if stage == sb.Stage.VALID:
-            eer = self._records_eer(self.score_records)
-            weights = self.modules.ssl.layer_weights().tolist()
-            self.hparams.train_logger.log_stats(
-                stats_meta={
-                    "epoch": epoch,
-                    "lr": self.optimizer.param_groups[0]["lr"],
-                    "layer_weights": " ".join(f"{w:.4f}" for w in weights),
-                },
-                train_stats={"loss": self.train_loss},
-                valid_stats={"loss": stage_loss, "EER": eer * 100},
-            )
-            # Early stopping follows the paper: patience on dev loss.
+            self._log_epoch(epoch, branch_metrics)
+            self._select_and_stop(epoch, branch_metrics)
+        else:
+            for name in self.branch_names:
+                self._write_test_outputs(name, branch_metrics[name]["loss"])
+
+    def _log_epoch(self, epoch, branch_metrics):
+        meta, valid = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}, {}
+        for name, metrics in branch_metrics.items():
+            prefix = "" if name is None else f"{name} "
+            weights = self.branch_layer_weights(name).tolist()
+            meta[f"{prefix}layer_weights"] = " ".join(f"{w:.4f}" for w in weights)
+            valid[f"{prefix}loss"] = metrics["loss"]
+            valid[f"{prefix}EER"] = metrics["EER"]
+        self.hparams.train_logger.log_stats(
+            stats_meta=meta, train_stats={"loss": self.train_loss}, valid_stats=valid
+        )
+
+    def _select_and_stop(self, epoch, branch_metrics):
+        """Keeps each branch's best checkpoint; early stopping on dev loss
+        (the paper's rule), per branch."""
+        if not self.multi_depth:
+            metrics = branch_metrics[None]
             stopper = getattr(self.hparams.epoch_counter, "update_metric", None)
             if stopper is not None:
-                stopper(stage_loss)
+                stopper(metrics["loss"])
             self.checkpointer.save_and_keep_only(
-                meta={"EER": eer * 100, "loss": stage_loss, "epoch": epoch},
-                importance_keys=[self.checkpoint_rank],
+                meta={**metrics, "epoch": epoch}, importance_keys=[self.checkpoint_rank]
             )
             return
-        self._write_test_outputs(stage_loss)
+        for name, metrics in branch_metrics.items():
+            stopper = self.branch_stoppers[name]
+            if stopper.should_stop:
+                continue  # its selection is final, as in a run of its own
+            stopper.current = epoch
+            self.branch_checkpointers[name].save_and_keep_only(
+                meta={**metrics, "epoch": epoch},
+                importance_keys=[self.checkpoint_rank],
+                keep_recent=False,
+            )
+            stopper.update_metric(metrics["loss"])
+        self.checkpointer.save_and_keep_only(meta={"epoch": epoch})
+        if all(stopper.should_stop for stopper in self.branch_stoppers.values()):
+            self.hparams.epoch_counter.should_stop = True
 
     def checkpoint_rank(self, checkpoint):
         """Ranks checkpoints: best dev ``selection_metric``, ties broken by
@@ -125,13 +214,14 @@ class SpoofBrain(sb.Brain):
         return (-meta.get(primary, float("inf")), -meta.get(secondary, float("inf")))
 
     def on_evaluate_start(self, max_key=None, min_key=None):
-        """Loads the best checkpoint by ``checkpoint_rank``; never scores an
-        untrained model."""
-        if self.checkpointer.find_checkpoint(importance_key=self.checkpoint_rank) is None:
-            raise FileNotFoundError(
-                f"no checkpoint in {self.checkpointer.checkpoints_dir}: train the model first"
-            )
-        self.checkpointer.recover_if_possible(importance_key=self.checkpoint_rank)
+        """Loads each branch's best checkpoint; never scores an untrained model."""
+        for name in self.branch_names:
+            checkpointer = self.branch_checkpointer(name)
+            if checkpointer.find_checkpoint(importance_key=self.checkpoint_rank) is None:
+                raise FileNotFoundError(
+                    f"no checkpoint in {checkpointer.checkpoints_dir}: train the model first"
+                )
+            checkpointer.recover_if_possible(importance_key=self.checkpoint_rank)
 
     @staticmethod
     def _records_eer(records):
@@ -162,39 +252,47 @@ class SpoofBrain(sb.Brain):
     def evaluate_set(self, dataset, name, loader_kwargs=None):
         """Scores ``dataset`` with the selected checkpoint as test set ``name``.
 
-        Writes ``<output_folder>/scores/<name>.txt`` and adds the metrics to
-        ``<output_folder>/results.json``.
+        Writes ``scores/<name>.txt`` and adds the metrics to ``results.json``
+        in the output folder (of each depth, for multi-depth runs).
         """
         self.test_name = name
         return self.evaluate(dataset, test_loader_kwargs=loader_kwargs or {})
 
-    def _write_test_outputs(self, stage_loss):
+    def run_config(self, branch):
+        """The hparams that say how a result was made (depth of the branch)."""
+        config = {key: getattr(self.hparams, key) for key in RUN_CONFIG_KEYS if hasattr(self.hparams, key)}
+        if branch is not None:
+            config["n_layers"] = self.modules.ssl.fusions[branch].n_layers - int(
+                self.modules.ssl.encoder.include_cnn_output
+            )
+            config["multi_depth_run"] = self.hparams.n_layers
+        return config
+
+    def _write_test_outputs(self, branch, loss):
         name = getattr(self, "test_name", "test")
-        records = self.score_records
-        folder = self.hparams.output_folder
+        records = self.score_records[branch]
+        folder = self.branch_folder(branch)
         score_path = os.path.join(folder, "scores", f"{name}.txt")
         write_scores(score_path, records)
-        metrics = {"loss": stage_loss, **self.test_metrics(records), "score_file": score_path}
+        metrics = {"loss": loss, **self.test_metrics(records), "score_file": score_path}
 
         results_path = os.path.join(folder, "results.json")
         results = {}
         if os.path.isfile(results_path):
             with open(results_path, encoding="utf-8") as fin:
                 results = json.load(fin)
-        results["config"] = {
-            key: getattr(self.hparams, key)
-            for key in RUN_CONFIG_KEYS
-            if hasattr(self.hparams, key)
+        results["config"] = self.run_config(branch)
+        results["layer_weights"] = self.branch_layer_weights(branch).tolist()
+        selected = self.branch_checkpointer(branch).find_checkpoint(
+            importance_key=self.checkpoint_rank
+        )
+        results["selected_checkpoint"] = {
+            k: v for k, v in selected.meta.items() if k != "unixtime"
         }
-        results["layer_weights"] = self.modules.ssl.layer_weights().tolist()
-        selected = self.checkpointer.find_checkpoint(importance_key=self.checkpoint_rank)
-        if selected is not None:
-            results["selected_checkpoint"] = {
-                k: v for k, v in selected.meta.items() if k != "unixtime"
-            }
         results.setdefault("test_sets", {})[name] = metrics
         atomic_write_text(results_path, json.dumps(results, indent=2, default=float) + "\n")
-        print_summary(name, metrics, results["layer_weights"])
+        title = name if branch is None else f"{name} ({branch})"
+        print_summary(title, metrics, results["layer_weights"])
 
 
 def print_summary(name, metrics, layer_weights):
