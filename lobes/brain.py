@@ -249,8 +249,15 @@ class SpoofBrain(sb.Brain):
             },
         }
 
+    def extra_test_outputs(self, records, folder):
+        """Hook for recipe-specific files beside the score file (e.g. a
+        challenge submission format) in ``folder``, the output folder of the
+        run or depth. Returns entries to add to the test set's results."""
+        return {}
+
     def evaluate_set(self, dataset, name, loader_kwargs=None):
-        """Scores ``dataset`` with the selected checkpoint as test set ``name``.
+        """Scores ``dataset`` with the selected checkpoint as test set ``name``
+        (available to ``test_metrics`` as ``self.test_name``).
 
         Writes ``scores/<name>.txt`` and adds the metrics to ``results.json``
         in the output folder (of each depth, for multi-depth runs).
@@ -275,6 +282,7 @@ class SpoofBrain(sb.Brain):
         score_path = os.path.join(folder, "scores", f"{name}.txt")
         write_scores(score_path, records)
         metrics = {"loss": loss, **self.test_metrics(records), "score_file": score_path}
+        metrics.update(self.extra_test_outputs(records, folder))
 
         results_path = os.path.join(folder, "results.json")
         results = {}
