@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Layer-wise SSL countermeasure on HABLA (Latin-American Spanish).
+
+Prepares a speaker-disjoint train/dev/test split (or the published lists),
+trains on train, selects the checkpoint on dev and scores test:
+
+    python recipes/HABLA/train.py recipes/HABLA/hparams/ffn.yaml \
+        --data_folder=/path/to/HABLA --n_layers=6
+
+Writes ``<output_folder>/scores/test.txt`` (one line per test trial) and
+``<output_folder>/results.json`` (EER overall, per spoofing method as named in
+the data, per method family, and the layer weights).
+"""
+
+import os
+import sys
+
+from speechbrain.utils.distributed import run_on_main
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from habla_prepare import SPLITS, method_family, prepare_habla  # noqa: E402
+
+from lobes.brain import SpoofBrain  # noqa: E402
+from lobes.data import make_datasets  # noqa: E402
+from lobes.metrics import eer_by_group  # noqa: E402
+from lobes.recipe import load_recipe, train_and_test  # noqa: E402
+
+
+class HABLABrain(SpoofBrain):
+    """Adds the EER per method family (CycleGAN, StarGAN, Diff, TTS, TTS-VC).
+
+    ``eer_by_attack`` keeps the methods as the data names them, so TTS-VC
+    variants are also reported one by one.
+    """
+
+    def test_metrics(self, records):
+        metrics = super().test_metrics(records)
+        by_family = eer_by_group(
+            [r.score for r in records],
+            [r.key for r in records],
+            [method_family(r.attack) for r in records],
+        )
+        metrics["eer_by_method"] = {family: 100 * eer for family, eer in by_family.items()}
+        return metrics
+
+
+def dataio_prep(hparams):
+    """Train, dev and test datasets from the prepared manifests."""
+    folder = hparams["manifest_folder"]
+    return make_datasets(hparams, {split: os.path.join(folder, f"{split}.csv") for split in SPLITS})
+
+
+if __name__ == "__main__":
+    hparams, run_opts = load_recipe()
+    run_on_main(
+        prepare_habla,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["manifest_folder"],
+            "split_mode": hparams["split_mode"],
+            "split_ratios": hparams["split_ratios"],
+            "split_seed": hparams["split_seed"],
+            "cross_split_spoofs": hparams["cross_split_spoofs"],
+            "skip_missing": hparams["skip_missing_audio"],
+        },
+    )
+    datasets = dataio_prep(hparams)
+    train_and_test(HABLABrain, hparams, run_opts, datasets, test_sets=["test"])
