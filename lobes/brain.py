@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 # hparams copied into results.json so every result says how it was made.
 RUN_CONFIG_KEYS = (
+    "dataset",
     "ssl_source",
     "n_layers",
     "head_type",

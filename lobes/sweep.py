@@ -1,0 +1,194 @@
+"""Runs a recipe over SSL models x heads x depths x seeds, resumably.
+
+    python -m lobes.sweep --recipe ASVspoof2019 --hparams ffn.yaml aasist.yaml \\
+        --ssl microsoft/wavlm-base-plus facebook/wav2vec2-base --n_layers 2 4 6 12 \\
+        --seeds 1 42 1234 --root results/sweep -- --data_folder=/data/ASVspoof2019
+
+Each run gets its own folder, ``<root>/<recipe>/<ssl>/<head>/N<n>/seed<seed>``.
+Finished runs are skipped; an interrupted run resumes from its checkpoint
+(the recipe does that). With ``--multi_depth`` every (SSL, head, seed) is one
+run training all depths on one encoder pass, in
+``<root>/<recipe>/<ssl>/<head>/N<a>-<b>-.../seed<seed>/N<n>/``. Runs are
+sequential; a failed run is reported and the others still run.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class Run:
+    """One training run of a sweep."""
+
+    recipe: str
+    hparams: str
+    ssl: str
+    depths: tuple
+    seed: int
+    folder: str
+
+    @property
+    def head(self):
+        return os.path.splitext(os.path.basename(self.hparams))[0]
+
+    def result_files(self):
+        """results.json of every depth the run trains."""
+        if len(self.depths) == 1:
+            return [os.path.join(self.folder, "results.json")]
+        return [os.path.join(self.folder, f"N{d}", "results.json") for d in self.depths]
+
+    def is_done(self):
+        """True when every depth has scored at least one test set."""
+        for path in self.result_files():
+            if not os.path.isfile(path):
+                return False
+            with open(path, encoding="utf-8") as fin:
+                if not json.load(fin).get("test_sets"):
+                    return False
+        return True
+
+    def command(self, extra_overrides):
+        recipe_dir = os.path.join(REPO, "recipes", self.recipe)
+        n_layers = self.depths[0] if len(self.depths) == 1 else list(self.depths)
+        return [
+            sys.executable,
+            os.path.join(recipe_dir, "train.py"),
+            os.path.join(recipe_dir, "hparams", self.hparams),
+            f"--output_folder={self.folder}",
+            f"--ssl_source={self.ssl}",
+            f"--n_layers={n_layers}",
+            f"--seed={self.seed}",
+            *extra_overrides,
+        ]
+
+
+def ssl_name(source):
+    """Short name of an SSL source: the last part of a hub id or path.
+
+    Example
+    -------
+    >>> ssl_name("microsoft/wavlm-base-plus"), ssl_name("/models/tiny-hubert/")
+    ('wavlm-base-plus', 'tiny-hubert')
+    """
+    return os.path.basename(os.path.normpath(source))
+
+
+def plan_runs(recipe, hparams_files, ssl_sources, depths, seeds, root, multi_depth=False):
+    """Every combination, each with its own folder named from its settings.
+
+    Example
+    -------
+    >>> runs = plan_runs("HABLA", ["ffn.yaml"], ["a/wavlm"], [2, 4], [1], "out")
+    >>> [r.folder for r in runs]
+    ['out/HABLA/wavlm/ffn/N2/seed1', 'out/HABLA/wavlm/ffn/N4/seed1']
+    >>> plan_runs("HABLA", ["ffn.yaml"], ["a/wavlm"], [4, 2], [1], "out", True)[0].folder
+    'out/HABLA/wavlm/ffn/N2-4/seed1'
+    """
+    depth_groups = [tuple(sorted(set(depths)))] if multi_depth else [(d,) for d in depths]
+    runs = []
+    for hparams, ssl, group, seed in itertools.product(hparams_files, ssl_sources, depth_groups, seeds):
+        head = os.path.splitext(os.path.basename(hparams))[0]
+        depth_dir = "N" + "-".join(str(d) for d in group)
+        folder = os.path.join(root, recipe, ssl_name(ssl), head, depth_dir, f"seed{seed}")
+        runs.append(Run(recipe, hparams, ssl, group, seed, folder))
+    return runs
+
+
+def _epochs_logged(folder):
+    path = os.path.join(folder, "train_log.txt")
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as fin:
+        return sum(1 for line in fin if line.startswith("epoch:"))
+
+
+def execute(run, extra_overrides, n_epochs=None, poll_seconds=2.0):
+    """Runs one training; its output goes to ``<folder>/sweep.log``.
+
+    Shows a bar over epochs (read from the run's train log). Returns the
+    exit code.
+    """
+    os.makedirs(run.folder, exist_ok=True)
+    log_path = os.path.join(run.folder, "sweep.log")
+    with open(log_path, "a", encoding="utf-8") as log, tqdm(
+        total=n_epochs, desc="  epochs", unit="epoch", leave=False
+    ) as bar:
+        bar.update(_epochs_logged(run.folder))
+        process = subprocess.Popen(
+            run.command(extra_overrides), stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+        while process.poll() is None:
+            time.sleep(poll_seconds)
+            bar.update(_epochs_logged(run.folder) - bar.n)
+        return process.returncode
+
+
+def _overrides_value(overrides, key):
+    for item in overrides:
+        if item.startswith(f"--{key}="):
+            return item.split("=", 1)[1]
+    return None
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description="Run a recipe over SSL models, heads, depths and seeds.",
+        epilog="Arguments after '--' go to every run (e.g. --data_folder=...).",
+    )
+    parser.add_argument("--recipe", required=True, help="folder name under recipes/")
+    parser.add_argument("--hparams", nargs="+", default=["ffn.yaml"], help="files in recipes/<recipe>/hparams/")
+    parser.add_argument("--ssl", nargs="+", required=True, help="hub ids or local folders")
+    parser.add_argument("--n_layers", nargs="+", type=int, required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1])
+    parser.add_argument("--root", default="results/sweep")
+    parser.add_argument("--multi_depth", action="store_true", help="train all depths on one encoder pass")
+    parser.add_argument("--dry_run", action="store_true", help="list the runs and their state")
+    if "--" in argv:
+        split = argv.index("--")
+        args = parser.parse_args(argv[:split])
+        args.extra = argv[split + 1 :]
+    else:
+        args = parser.parse_args(argv)
+        args.extra = []
+    recipe_dir = os.path.join(REPO, "recipes", args.recipe)
+    if not os.path.isfile(os.path.join(recipe_dir, "train.py")):
+        parser.error(f"no recipe {args.recipe!r}: {recipe_dir}/train.py not found")
+    for hparams in args.hparams:
+        if not os.path.isfile(os.path.join(recipe_dir, "hparams", hparams)):
+            parser.error(f"no hparams file {os.path.join(recipe_dir, 'hparams', hparams)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    runs = plan_runs(args.recipe, args.hparams, args.ssl, args.n_layers, args.seeds, args.root, args.multi_depth)
+    epochs = _overrides_value(args.extra, "number_of_epochs")
+    n_epochs = int(epochs) if epochs else None
+    failed = []
+    for index, run in enumerate(runs, 1):
+        state = "done" if run.is_done() else "to run"
+        print(f"[{index}/{len(runs)}] {run.folder} ({state})", flush=True)
+        if args.dry_run or state == "done":
+            continue
+        code = execute(run, args.extra, n_epochs)
+        if code != 0:
+            failed.append(run)
+            print(f"  failed with exit code {code}; see {os.path.join(run.folder, 'sweep.log')}", flush=True)
+    if failed:
+        print(f"{len(failed)} of {len(runs)} runs failed", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
