@@ -120,15 +120,20 @@ class SpoofBrain(sb.Brain):
             loss = F.cross_entropy(logits.float(), labels, weight=weights)
             total = total + loss
             if stage != sb.Stage.TRAIN:
-                self.branch_loss[name] += float(loss)
-                scores = logits[:, 1].detach().float().cpu().tolist()
-                self.score_records[name].extend(
-                    ScoreRecord(utt_id, attack, key, score)
-                    for utt_id, attack, key, score in zip(batch.id, batch.attack, batch.key, scores)
-                )
+                self.record(name, batch, logits[:, 1], loss)
         if stage != sb.Stage.TRAIN:
             self.n_scored_batches += 1
         return total
+
+    def record(self, branch, batch, scores, loss):
+        """Adds a scored batch to ``branch``'s dev/test collection (its score
+        records and loss); ``n_scored_batches`` counts batches once."""
+        self.branch_loss[branch] += float(loss)
+        scores = scores.detach().float().cpu().tolist()
+        self.score_records[branch].extend(
+            ScoreRecord(utt_id, attack, key, score)
+            for utt_id, attack, key, score in zip(batch.id, batch.attack, batch.key, scores)
+        )
 
     def init_optimizers(self):
         """Gives the optimizer the trainable parameters only."""
@@ -312,7 +317,9 @@ def print_summary(name, metrics, layer_weights):
         if isinstance(value, float) and key != "loss":
             lines.append(f"  {key:<24} {value:8.3f}")
     for group_key in (k for k, v in metrics.items() if isinstance(v, dict)):
-        cells = "  ".join(f"{g}:{v:.2f}" for g, v in metrics[group_key].items())
+        cells = "  ".join(
+            f"{g}:{v:.2f}" for g, v in metrics[group_key].items() if isinstance(v, (int, float))
+        )
         lines.append(f"  {group_key:<24} {cells}")
     lines.append("  layer weights            " + " ".join(f"{w:.3f}" for w in layer_weights))
     print("\n".join(lines), flush=True)
