@@ -142,6 +142,32 @@ def attach_audio(trials, wav_path, skip_missing=False, desc="checking audio"):
     return kept, missing
 
 
+def checked_trials(trials, wav_path, split, save_folder, skip_missing=False):
+    """``attach_audio`` for one split, reporting what was skipped.
+
+    Trials without audio (only with ``skip_missing``) are listed in
+    ``<save_folder>/<split>_missing.txt`` and counted in one warning. A split
+    left without any trial is an error. Returns the kept trials.
+    """
+    kept, missing = attach_audio(trials, wav_path, skip_missing, desc=f"checking {split} audio")
+    if missing:
+        listing = os.path.join(save_folder, f"{split}_missing.txt")
+        atomic_write_text(listing, "".join(f"{t.utt_id}\n" for t in missing))
+        logger.warning(
+            "%s: %d protocol entries have no audio and were skipped (listed in %s)",
+            split, len(missing), listing,
+        )
+    if not kept:
+        raise ValueError(f"{split}: no trial has audio")
+    return kept
+
+
+def log_counts(split, trials, detail=""):
+    """Logs ``<split>: <n> trials (bonafide=.., spoof=..)`` plus ``detail``."""
+    counts = ", ".join(f"{label}={n}" for (label,), n in count_by(trials, "label").items())
+    logger.info("%s: %d trials (%s)%s", split, len(trials), counts, detail)
+
+
 def write_manifest(path, trials, extra_fields=()):
     """Writes a SpeechBrain CSV manifest (atomically)."""
     fields = MANIFEST_FIELDS + list(extra_fields)

@@ -15,8 +15,8 @@ import logging
 import os
 
 from lobes.prepare import (
-    attach_audio,
-    count_by,
+    checked_trials,
+    log_counts,
     parse_asvspoof_line,
     read_protocol,
     save_options,
@@ -99,26 +99,13 @@ def prepare_asvspoof2019(data_folder, save_folder, splits=("train", "dev", "eval
         if not os.path.isdir(audio_folder):
             raise FileNotFoundError(f"audio folder not found: {audio_folder}")
         trials = read_protocol(protocol_path(root, split), parse_asvspoof_line)
-        trials, missing = attach_audio(
+        trials = checked_trials(
             trials,
             lambda t: os.path.join(audio_folder, f"{t.utt_id}.flac"),
-            skip_missing=skip_missing,
-            desc=f"checking {split} audio",
+            split,
+            save_folder,
+            skip_missing,
         )
-        if missing:
-            listing = os.path.join(save_folder, f"{split}_missing.txt")
-            with open(listing, "w", encoding="utf-8") as fout:
-                fout.writelines(f"{t.utt_id}\n" for t in missing)
-            logger.warning(
-                "%s: %d protocol entries have no audio and were skipped (listed in %s)",
-                split, len(missing), listing,
-            )
-        if not trials:
-            raise ValueError(f"{split}: no trial has audio")
         write_manifest(output, trials)
-        counts = count_by(trials, "label")
-        logger.info(
-            "%s: %d trials (%s)", split, len(trials),
-            ", ".join(f"{label}={n}" for (label,), n in counts.items()),
-        )
+        log_counts(split, trials)
     save_options(options_file, options)

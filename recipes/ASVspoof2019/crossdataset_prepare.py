@@ -24,8 +24,8 @@ import numpy as np
 from lobes.prepare import (
     ProtocolError,
     Trial,
-    attach_audio,
-    count_by,
+    checked_trials,
+    log_counts,
     read_protocol,
     save_options,
     skip,
@@ -72,16 +72,9 @@ def _prepare(name, save_folder, options, load_trials, skip_missing):
         return manifest
     os.makedirs(save_folder, exist_ok=True)
     trials, wav_path = load_trials()
-    trials, missing = attach_audio(trials, wav_path, skip_missing=skip_missing, desc=f"checking {name} audio")
-    if missing:
-        logger.warning("%s: %d trials without audio were skipped", name, len(missing))
-    if not trials:
-        raise ValueError(f"{name}: no trial has audio")
+    trials = checked_trials(trials, wav_path, name, save_folder, skip_missing)
     write_manifest(manifest, trials)
-    logger.info(
-        "%s: %d trials (%s)", name, len(trials),
-        ", ".join(f"{label}={n}" for (label,), n in count_by(trials, "label").items()),
-    )
+    log_counts(name, trials)
     save_options(options_file, options)
     return manifest
 

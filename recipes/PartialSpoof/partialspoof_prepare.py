@@ -27,8 +27,8 @@ import os
 import numpy as np
 
 from lobes.prepare import (
-    attach_audio,
-    count_by,
+    checked_trials,
+    log_counts,
     parse_asvspoof_line,
     read_protocol,
     save_options,
@@ -264,29 +264,11 @@ def _prepare_split(root, split, output, save_folder, bonafide_symbol, skip_missi
     if not os.path.isdir(audio_folder):
         raise FileNotFoundError(f"audio folder not found: {audio_folder}")
     trials = read_protocol(protocol_path(root, split), parse_asvspoof_line)
-    trials, missing = attach_audio(
-        trials,
-        lambda t: os.path.join(audio_folder, f"{t.utt_id}.wav"),
-        skip_missing=skip_missing,
-        desc=f"checking {split} audio",
+    trials = checked_trials(
+        trials, lambda t: os.path.join(audio_folder, f"{t.utt_id}.wav"), split, save_folder, skip_missing
     )
-    if missing:
-        listing = os.path.join(save_folder, f"{split}_missing.txt")
-        with open(listing, "w", encoding="utf-8") as fout:
-            fout.writelines(f"{t.utt_id}\n" for t in missing)
-        logger.warning(
-            "%s: %d protocol entries have no audio and were skipped (listed in %s)",
-            split, len(missing), listing,
-        )
-    if not trials:
-        raise ValueError(f"{split}: no trial has audio")
     found = attach_segment_labels(root, split, trials, bonafide_symbol)
     columns = [column_name(r) for r in found if float(r) >= MIN_STORED_RESOLUTION]
     write_manifest(output, trials, extra_fields=columns)
-    counts = count_by(trials, "label")
-    logger.info(
-        "%s: %d trials (%s), segment labels at %s",
-        split, len(trials), ", ".join(f"{label}={n}" for (label,), n in counts.items()),
-        ", ".join(found) or "no resolution",
-    )
+    log_counts(split, trials, f", segment labels at {', '.join(found) or 'no resolution'}")
     return found

@@ -32,6 +32,7 @@ import os
 from lobes.prepare import (
     Trial,
     attach_audio,
+    checked_trials,
     count_by,
     parse_asvspoof_line,
     read_manifest,
@@ -235,21 +236,9 @@ def load_split(root, layout, split, source, save_folder, skip_missing):
         return trials
     wav_folder = os.path.join(root, "wav")
     trials = read_protocol(source, parse_label_line)
-    trials, missing = attach_audio(
-        trials,
-        lambda t: os.path.join(wav_folder, t.wav),
-        skip_missing=skip_missing,
-        desc=f"checking {split} audio",
+    return checked_trials(
+        trials, lambda t: os.path.join(wav_folder, t.wav), split, save_folder, skip_missing
     )
-    if missing:
-        listing = os.path.join(save_folder, f"{split}_missing.txt")
-        with open(listing, "w", encoding="utf-8") as fout:
-            fout.writelines(f"{t.utt_id}\n" for t in missing)
-        logger.warning(
-            "%s: %d entries of %s have no audio and were skipped (listed in %s)",
-            split, len(missing), source, listing,
-        )
-    return trials
 
 
 def class_counts(split, trials, source):
