@@ -79,3 +79,26 @@ def test_rerun_resumes_and_overwrites_scores(la_data, tiny_ssl, tmp_path, run_re
     train_log = (output / "train_log.txt").read_text().splitlines()
     assert [line.split(",")[0] for line in train_log] == ["epoch: 1", "epoch: 2"]
     assert len(read_scores(output / "scores" / "eval.txt")) == 2 * COUNTS["eval"]
+
+
+def test_fine_tuning_and_speechbrain_overrides(la_data, tiny_ssl, tmp_path, run_recipe):
+    output = tmp_path / "run"
+    run_recipe(
+        "ASVspoof2019", "ffn.yaml", tmp_path,
+        *overrides(la_data, tiny_ssl, output, "--freeze_ssl=False", "--number_of_epochs=1",
+                   "--device=cpu", "--precision=fp32", "--seed=42"),
+    )
+    results = json.loads((output / "results.json").read_text())
+    assert results["config"]["freeze_ssl"] is False and results["config"]["seed"] == 42
+    import torch
+
+    (checkpoint,) = (output / "save").glob("CKPT*")
+    state = torch.load(checkpoint / "ssl.ckpt", weights_only=True)
+    assert any(key.startswith("encoder.model.encoder.layers.1.") for key in state)
+
+
+def test_debug_mode_runs_two_short_epochs(la_data, tiny_ssl, tmp_path, run_recipe):
+    output = tmp_path / "run"
+    log = run_recipe("ASVspoof2019", "aasist.yaml", tmp_path, *overrides(la_data, tiny_ssl, output, "--debug"))
+    assert "Going into epoch 2" in log
+    assert len(read_scores(output / "scores" / "eval.txt")) > 0

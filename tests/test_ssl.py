@@ -198,3 +198,20 @@ def test_frozen_checkpoint_holds_only_the_fusion(tiny_models, tmp_path):
     finetuned._save(tmp_path / "full.ckpt")
     with pytest.raises(RuntimeError, match="saved with freeze_ssl=False"):
         restored._load(tmp_path / "full.ckpt")
+
+
+class _Payload:
+    """Unpickling this would run code: weights-only loading must refuse it."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_checkpoints_are_loaded_weights_only(tiny_models, tmp_path):
+    import pickle
+
+    ssl = LayerwiseSSL(tiny_models[("wavlm", False)], n_layers=1)
+    path = tmp_path / "evil.ckpt"
+    torch.save({"fusion.weight_logits": _Payload()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        ssl._load(path)
