@@ -44,6 +44,40 @@ def _hf_cache_dir():
     return constants.HF_HUB_CACHE
 
 
+class LengthMaskedGroupNorm(nn.GroupNorm):
+    """Per-channel GroupNorm over the real frames of each utterance only.
+
+    Base ("group norm") models normalise each channel of their first CNN
+    layer over the whole signal, so zero padding shifts the features of
+    real frames. Set ``lengths`` (frames, (B,)) before a forward pass to
+    compute the statistics over real frames only; ``None`` behaves exactly
+    like the ``nn.GroupNorm`` it replaces (same parameters).
+
+    Example
+    -------
+    >>> norm = LengthMaskedGroupNorm(2, 2)
+    >>> x = torch.randn(1, 2, 5)
+    >>> padded = torch.cat([x, torch.zeros(1, 2, 3)], dim=2)
+    >>> norm.lengths = torch.tensor([5])
+    >>> torch.allclose(norm(padded)[..., :5], nn.GroupNorm(2, 2)(x), atol=1e-5)
+    True
+    """
+
+    lengths = None
+
+    def forward(self, x):
+        """Normalises (B, C, T) with statistics over ``t < lengths[b]``."""
+        if self.lengths is None:
+            return super().forward(x)
+        valid = torch.arange(x.shape[-1], device=x.device)[None, :] < self.lengths[:, None]
+        valid = valid[:, None, :].to(x.dtype)
+        count = valid.sum(dim=-1, keepdim=True)
+        mean = (x * valid).sum(dim=-1, keepdim=True) / count
+        var = ((x - mean).pow(2) * valid).sum(dim=-1, keepdim=True) / count
+        normed = (x - mean) / torch.sqrt(var + self.eps)
+        return normed * self.weight[None, :, None] + self.bias[None, :, None]
+
+
 class TruncatedSSLEncoder(HFTransformersInterface):
     """A wav2vec2 / HuBERT / WavLM model built with only its first N layers.
 
@@ -137,11 +171,29 @@ class TruncatedSSLEncoder(HFTransformersInterface):
             raise RuntimeError(
                 f"built {len(layers)} layers instead of the {self.n_layers} requested"
             )
+        self._first_cnn_norm = self._mask_first_cnn_norm()
         self._captured = []
         if include_cnn_output:
             layers[0].register_forward_pre_hook(self._capture_input)
         for layer in layers:
             layer.register_forward_hook(self._capture_output)
+
+    def _mask_first_cnn_norm(self):
+        """Swaps the per-channel GroupNorm of a base model's first CNN layer
+        for a length-masked one (same weights); returns it, or None."""
+        if self.config.feat_extract_norm != "group":
+            return None
+        first = self.model.feature_extractor.conv_layers[0]
+        norm = first.layer_norm
+        if norm.num_groups != norm.num_channels:
+            return None
+        masked = LengthMaskedGroupNorm(norm.num_groups, norm.num_channels, norm.eps, norm.affine)
+        masked.load_state_dict(norm.state_dict())
+        masked.to(norm.weight.device)
+        masked.weight.requires_grad_(norm.weight.requires_grad)
+        masked.bias.requires_grad_(norm.bias.requires_grad)
+        first.layer_norm = masked
+        return masked
 
     def override_config(self, config):
         """Cuts the config to N layers and disables LayerDrop and SpecAugment."""
@@ -240,8 +292,18 @@ class TruncatedSSLEncoder(HFTransformersInterface):
             sample_mask.long() if self.use_attention_mask and wav_lens is not None else None
         )
         self._captured = []
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            self.model(wavs, attention_mask=attention_mask)
+        if self._first_cnn_norm is not None and wav_lens is not None:
+            first_conv = self.model.feature_extractor.conv_layers[0].conv
+            n_real = sample_mask.sum(dim=1)
+            self._first_cnn_norm.lengths = (
+                n_real - first_conv.kernel_size[0]
+            ) // first_conv.stride[0] + 1
+        try:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+                self.model(wavs, attention_mask=attention_mask)
+        finally:
+            if self._first_cnn_norm is not None:
+                self._first_cnn_norm.lengths = None
         layers = torch.stack(self._captured, dim=1)
         self._captured = []
         n_frames = self.frame_lengths(sample_mask.sum(dim=1))

@@ -150,10 +150,11 @@ def test_fine_tuning_can_train_the_feature_extractor_too(tiny_models):
     )
 
 
-@pytest.mark.parametrize("model_type", ["wav2vec2", "hubert", "wavlm"])
-def test_padding_does_not_change_real_frames(tiny_models, model_type):
-    """Stable-LN models take an attention mask: a padded batch must match."""
-    ssl = LayerwiseSSL(tiny_models[(model_type, True)], n_layers=3).eval()
+@pytest.mark.parametrize("form", MODEL_FORMS, ids=FORM_IDS)
+def test_padding_does_not_change_real_frames(tiny_models, form):
+    """A padded batch must match the utterance alone on its real frames: the
+    attention is masked, and so is the first CNN GroupNorm of base models."""
+    ssl = LayerwiseSSL(tiny_models[form], n_layers=3).eval()
     short = waveforms(batch=1, samples=6400, seed=1)
     long = waveforms(batch=1, samples=16000, seed=2)
     padded = torch.cat([F.pad(short, (0, 16000 - 6400)), long])
@@ -165,6 +166,17 @@ def test_padding_does_not_change_real_frames(tiny_models, model_type):
     assert round(float(batch_lens[0]) * batched.shape[1]) == n_frames
     torch.testing.assert_close(batched[0, :n_frames], alone[0], rtol=1e-4, atol=1e-4)
     assert torch.all(batched[0, n_frames:] == 0)
+
+
+def test_group_norm_masking_keeps_the_pretrained_weights(tiny_models):
+    ssl = LayerwiseSSL(tiny_models[("hubert", False)], n_layers=1, freeze=False,
+                       freeze_feature_extractor=False)
+    norm = ssl.encoder.model.feature_extractor.conv_layers[0].layer_norm
+    reference = reference_model(tiny_models[("hubert", False)])
+    reference_norm = reference.feature_extractor.conv_layers[0].layer_norm
+    torch.testing.assert_close(norm.weight, reference_norm.weight)
+    assert norm.weight.requires_grad
+    assert "encoder.model.feature_extractor.conv_layers.0.layer_norm.weight" in ssl.state_dict()
 
 
 def test_waveform_normalisation_follows_the_feature_extractor_config(tiny_models, tmp_path):
