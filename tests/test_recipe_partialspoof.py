@@ -42,8 +42,7 @@ def ps_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def large_ssl(tiny_models):
-    """A tiny "large"-form model: its LayerNorm CNN normalises each frame on
-    its own, so padding can be masked exactly (see the README on base models)."""
+    """A tiny "large"-form model (base forms are checked in tests/test_ssl.py)."""
     return tiny_models[("wav2vec2", True)]
 
 
