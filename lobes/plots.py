@@ -18,13 +18,16 @@ def plot_layer_weights(weights, path, title="Layer weights"):
     """
     fig, ax = plt.subplots(figsize=(max(3.0, 0.45 * len(weights) + 1.5), 2.8))
     layers = list(range(1, len(weights) + 1))
-    ax.bar(layers, weights, color="tab:blue")
+    bars = ax.bar(layers, weights, color="tab:blue")
+    # Learned weights often stay close to uniform: print them too.
+    ax.bar_label(bars, labels=[f"{w:.3f}" for w in weights], fontsize="x-small")
     ax.axhline(1.0 / len(weights), color="grey", linestyle="--", linewidth=1, label="uniform")
     ax.set_xlabel("transformer layer")
     ax.set_ylabel("softmax weight")
     ax.set_xticks(layers)
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.set_ylim(0, max(weights) * 1.25)
+    ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
