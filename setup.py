@@ -23,4 +23,5 @@ setup(
         "tqdm",
     ],
     extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": ["lobes-detect = lobes.detect:main"]},
 )

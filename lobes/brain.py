@@ -45,6 +45,23 @@ RUN_CONFIG_KEYS = (
 )
 
 
+def rank_checkpoint(meta, selection_metric):
+    """Rank of a checkpoint from its meta (higher is better): best dev
+    ``selection_metric``, ties broken by the other of dev EER and dev loss
+    (small dev sets tie on EER).
+
+    Example
+    -------
+    >>> a, b = {"EER": 1.0, "loss": 0.3}, {"EER": 1.0, "loss": 0.2}
+    >>> max([a, b], key=lambda m: rank_checkpoint(m, "EER")) is b
+    True
+    """
+    if selection_metric not in ("EER", "loss"):
+        raise ValueError(f"selection_metric must be 'EER' or 'loss', got {selection_metric!r}")
+    secondary = "loss" if selection_metric == "EER" else "EER"
+    return (-meta.get(selection_metric, float("inf")), -meta.get(secondary, float("inf")))
+
+
 class SpoofBrain(sb.Brain):
     """Trains and scores an SSL + head countermeasure.
 
@@ -210,14 +227,8 @@ class SpoofBrain(sb.Brain):
             self.hparams.epoch_counter.should_stop = True
 
     def checkpoint_rank(self, checkpoint):
-        """Ranks checkpoints: best dev ``selection_metric``, ties broken by
-        the other of dev EER and dev loss (small dev sets tie on EER)."""
-        primary = self.hparams.selection_metric
-        if primary not in ("EER", "loss"):
-            raise ValueError(f"selection_metric must be 'EER' or 'loss', got {primary!r}")
-        secondary = "loss" if primary == "EER" else "EER"
-        meta = checkpoint.meta
-        return (-meta.get(primary, float("inf")), -meta.get(secondary, float("inf")))
+        """Ranks checkpoints with ``rank_checkpoint`` (higher is better)."""
+        return rank_checkpoint(checkpoint.meta, self.hparams.selection_metric)
 
     def on_evaluate_start(self, max_key=None, min_key=None):
         """Loads each branch's best checkpoint; never scores an untrained model."""

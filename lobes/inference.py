@@ -1,0 +1,411 @@
+"""Scoring audio with a trained countermeasure, outside the training script.
+
+``SpoofDetector`` rebuilds the model from a recipe's output folder (its
+``hyperparams.yaml`` and the best checkpoint under ``save/``) or from any
+hparams file plus a checkpoint, in the manner of ``speechbrain.inference``.
+The SSL encoder is loaded from its ``ssl_source`` (hub id or local folder),
+never from the checkpoints, which with a frozen SSL hold only the fusion and
+the head.
+
+Scores are bona fide logits (higher = more bona fide), exactly what the
+recipe writes to ``scores/<set>.txt``. Without windowing, every file is
+cropped as the recipe crops its evaluation sets (``eval_crop`` and
+``max_samples``), so the scores of the recipe's own files are identical.
+With a window, long audio is scored window by window and the window scores
+are aggregated (mean, or min to flag any spoofed stretch).
+
+Loading a HyperPyYAML file can run the code it names: load only model
+folders you trust, as with ``speechbrain.inference``.
+
+Usage (tests/test_inference.py runs all of this on a tiny trained model)::
+
+    from lobes.inference import SpoofDetector
+
+    detector = SpoofDetector.from_output_folder("results/ASVspoof2019/ffn/N6/seed1")
+    detector.score_file("speech.flac").score        # one float, the bona fide logit
+    result = detector.score_file("long.wav", window=4.0, hop=2.0, aggregation="min")
+    result.window_scores, result.window_starts, result.score
+    detector.score_files(paths, batch_size=16)      # one DetectionResult per path
+"""
+
+import logging
+import os
+import random
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.data_utils import batch_pad_right
+
+from lobes.brain import rank_checkpoint
+from lobes.data import SAMPLE_RATE, crop_or_tile
+
+logger = logging.getLogger(__name__)
+
+AGGREGATIONS = ("mean", "min")
+# Objects of a recipe's YAML that only training needs; ``None`` keeps them
+# from being built (a Checkpointer would create its folder wherever the
+# YAML says) and keeps the YAML's seed from reseeding the caller's RNGs.
+TRAINING_ONLY_OVERRIDES = {"checkpointer": None, "train_logger": None, "__set_seed": None}
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """Scores of one recording.
+
+    Attributes
+    ----------
+    score : float
+        Utterance score, the bona fide logit (higher = more bona fide);
+        with windows, the aggregate of ``window_scores``.
+    window_scores : tuple of float
+        One score per scored segment (a single one without windowing).
+    window_starts : tuple of float
+        Start of each segment in seconds.
+    duration : float
+        Length of the recording in seconds.
+    """
+
+    score: float
+    window_scores: tuple
+    window_starts: tuple
+    duration: float
+
+
+def read_audio(path, sample_rate=SAMPLE_RATE):
+    """Reads any soundfile-readable file as mono float32 at ``sample_rate``.
+
+    Channels are averaged; other sample rates are resampled with
+    ``torchaudio.functional.resample``. Errors name the file.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "stereo.wav"
+    >>> sf.write(path, np.ones((8000, 2)) * [0.2, 0.4], 8000)
+    >>> wav = read_audio(path)
+    >>> wav.shape, round(float(wav[4000]), 4)
+    (torch.Size([16000]), 0.3)
+    """
+    try:
+        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises several types for bad files
+        raise RuntimeError(f"cannot read audio file {path}: {err}") from err
+    if data.shape[0] == 0:
+        raise ValueError(f"{path} holds no samples")
+    # Same mix-down as lobes.data.load_audio, so 16 kHz files give the
+    # recipe's exact samples.
+    wav = torch.from_numpy(data.mean(axis=1))
+    if file_rate != sample_rate:
+        wav = torchaudio.functional.resample(wav, file_rate, sample_rate)
+    return wav
+
+
+def window_starts(n_samples, window, hop):
+    """Start samples of windows covering ``n_samples``; the last one ends the signal.
+
+    Example
+    -------
+    >>> window_starts(10, 4, 3)
+    [0, 3, 6]
+    >>> window_starts(11, 4, 3)
+    [0, 3, 6, 7]
+    >>> window_starts(3, 4, 3)
+    [0]
+    """
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window and hop must be positive, got {window} and {hop}")
+    if n_samples <= window:
+        return [0]
+    starts = list(range(0, n_samples - window + 1, hop))
+    if starts[-1] + window < n_samples:
+        starts.append(n_samples - window)
+    return starts
+
+
+def aggregate(scores, aggregation):
+    """Utterance score from window scores: ``"mean"`` or ``"min"``.
+
+    Example
+    -------
+    >>> aggregate([1.0, -2.0, 4.0], "mean"), aggregate([1.0, -2.0, 4.0], "min")
+    (1.0, -2.0)
+    """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    return float(np.mean(scores)) if aggregation == "mean" else float(np.min(scores))
+
+
+def _rank_checkpoints(selection_metric):
+    """The recipe's own checkpoint ranking, as a Checkpointer importance key."""
+    return lambda checkpoint: rank_checkpoint(checkpoint.meta, selection_metric)
+
+
+def load_checkpoint(modules, checkpoint, selection_metric="EER"):
+    """Loads ``modules`` from a checkpoint; returns the checkpoint used.
+
+    Arguments
+    ---------
+    modules : dict
+        Name -> module; each needs a ``<name>.ckpt`` file in the checkpoint.
+    checkpoint : str
+        One ``CKPT+*`` folder, or a folder of them (a recipe's ``save/``),
+        in which case the best one is chosen as the recipe chooses it.
+    selection_metric : str
+        ``"EER"`` or ``"loss"``, the recipe's ``selection_metric``.
+    """
+    checkpoint = os.path.abspath(str(checkpoint))
+    single = os.path.isfile(os.path.join(checkpoint, "CKPT.yaml"))
+    folder = os.path.dirname(checkpoint) if single else checkpoint
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"checkpoint folder {folder} does not exist")
+    checkpointer = Checkpointer(folder, recoverables=modules)
+    rank = _rank_checkpoints(selection_metric)
+    candidates = checkpointer.list_checkpoints()
+    if single:
+        candidates = [c for c in candidates if os.path.abspath(c.path) == checkpoint]
+    if not candidates:
+        raise FileNotFoundError(f"no CKPT+* checkpoint found in {folder}")
+    best = max(candidates, key=rank)
+    checkpointer.load_checkpoint(best)
+    return best
+
+
+def _load_hparams(hparams_file, overrides):
+    """Loads a HyperPyYAML file without touching the caller's RNG state."""
+    states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
+    try:
+        with open(hparams_file, encoding="utf-8") as fin:
+            return load_hyperpyyaml(fin, overrides, overrides_must_match=False)
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.random.set_rng_state(states[2])
+
+
+class _ScoringGraph(torch.nn.Module):
+    """SSL, fusion and head as one module mapping waveforms to bona fide logits."""
+
+    def __init__(self, ssl, head):
+        super().__init__()
+        self.ssl, self.head = ssl, head
+
+    def forward(self, wavs):
+        lens = torch.ones(wavs.shape[0], device=wavs.device)
+        feats, feat_lens = self.ssl(wavs, lens)
+        return self.head(feats, feat_lens)[:, 1]
+
+
+class SpoofDetector(Pretrained):
+    """A trained SSL + head countermeasure that scores waveforms and files.
+
+    Build it with ``from_output_folder`` or ``from_hparams``.
+
+    Arguments
+    ---------
+    modules : dict
+        ``ssl`` (a ``LayerwiseSSL``) and ``head``, already loaded.
+    hparams : dict
+        The recipe's hparams; ``eval_crop`` and ``max_samples`` set the crop.
+    run_opts : dict, optional
+        SpeechBrain run options, e.g. ``{"device": "cuda"}``.
+    window : float, optional
+        Default window length in seconds; ``None`` scores one crop per file
+        as the recipe does.
+    hop : float, optional
+        Default hop in seconds (half the window when omitted).
+    aggregation : str
+        Default window aggregation, ``"mean"`` or ``"min"``.
+    batch_size : int
+        Segments scored per forward.
+    """
+
+    MODULES_NEEDED = ["ssl", "head"]
+
+    def __init__(self, modules, hparams, run_opts=None, window=None, hop=None,
+                 aggregation="mean", batch_size=8):
+        super().__init__(modules=modules, hparams=hparams, run_opts=run_opts, freeze_params=True)
+        self.crop_mode = hparams.get("eval_crop", "first")
+        self.max_samples = int(hparams.get("max_samples", 64600))
+        self.window, self.hop = window, hop
+        self.aggregation = aggregation
+        self.batch_size = int(batch_size)
+        aggregate([0.0], aggregation)  # fail early on a bad name
+
+    @classmethod
+    def from_hparams(cls, hparams_file, checkpoint, overrides=None, run_opts=None,
+                     ssl_source=None, **kwargs):
+        """Builds the model from a hparams file and loads a checkpoint.
+
+        Arguments
+        ---------
+        hparams_file : str
+            HyperPyYAML defining ``ssl`` and ``head`` (or ``modules``), e.g. a
+            recipe's ``hyperparams.yaml``, or its template with ``overrides``
+            for ``data_folder`` and the model settings.
+        checkpoint : str
+            A ``CKPT+*`` folder or a folder of them (best one chosen by the
+            recipe's rule: dev ``selection_metric``, then the other metric).
+        overrides : dict, optional
+            HyperPyYAML overrides.
+        run_opts : dict, optional
+            SpeechBrain run options (``device``, ...).
+        ssl_source : str, optional
+            Where to load the SSL from instead of the YAML's ``ssl_source``
+            (e.g. a local copy of the hub model).
+        **kwargs
+            ``window``, ``hop``, ``aggregation``, ``batch_size``.
+        """
+        overrides = {**TRAINING_ONLY_OVERRIDES, **(overrides or {})}
+        if ssl_source is not None:
+            overrides["ssl_source"] = str(ssl_source)
+            overrides.setdefault("ssl", {})["source"] = str(ssl_source)
+        hparams = _load_hparams(hparams_file, overrides)
+        modules = dict(hparams.get("modules") or {"ssl": hparams["ssl"], "head": hparams["head"]})
+        modules = {name: modules[name] for name in cls.MODULES_NEEDED}
+        selected = load_checkpoint(modules, checkpoint, hparams.get("selection_metric", "EER"))
+        logger.info("loaded checkpoint %s (%s)", selected.path, selected.meta)
+        detector = cls(modules, hparams, run_opts=run_opts, **kwargs)
+        detector.checkpoint = selected
+        return detector
+
+    @classmethod
+    def from_output_folder(cls, folder, **kwargs):
+        """Loads a recipe output folder: ``hyperparams.yaml`` and the best of ``save/``.
+
+        Keyword arguments are those of ``from_hparams``.
+        """
+        folder = str(folder)
+        hparams_file = os.path.join(folder, "hyperparams.yaml")
+        if not os.path.isfile(hparams_file):
+            raise FileNotFoundError(
+                f"{folder} is not a recipe output folder: it has no hyperparams.yaml"
+            )
+        return cls.from_hparams(hparams_file, os.path.join(folder, "save"), **kwargs)
+
+    def forward(self, wavs, wav_lens=None):
+        """Same as ``score_batch``."""
+        return self.score_batch(wavs, wav_lens)
+
+    def score_batch(self, wavs, wav_lens=None):
+        """Bona fide logits of a batch of 16 kHz waveforms, as they are (no crop).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            (B, S) waveforms at 16 kHz.
+        wav_lens : torch.Tensor, optional
+            Relative lengths (B,), SpeechBrain style; all 1 when omitted.
+
+        Returns
+        -------
+        torch.Tensor
+            (B,) scores on the CPU.
+        """
+        if wav_lens is None:
+            # The recipe's batches always carry lengths; so do we, so that
+            # the encoder sees the same attention mask.
+            wav_lens = torch.ones(wavs.shape[0])
+        with torch.no_grad():
+            feats, feat_lens = self.mods.ssl(wavs.to(self.device), wav_lens.to(self.device))
+            logits = self.mods.head(feats, feat_lens)
+        return logits[:, 1].float().cpu()
+
+    def export_torchscript(self, path, n_samples=None):
+        """Saves a TorchScript trace of the truncated encoder, fusion and head.
+
+        The trace has a fixed input shape, one waveform of ``n_samples``
+        samples at 16 kHz (the recipe's ``max_samples`` crop by default):
+        ``torch.jit.load(path)(crop[None])`` returns its bona fide logit,
+        shape (1,). Crop or window the audio as ``score_waveforms`` does.
+
+        Returns
+        -------
+        str
+            ``path``.
+        """
+        n_samples = int(n_samples or self.max_samples)
+        graph = _ScoringGraph(self.mods.ssl, self.mods.head).eval()
+        example = torch.zeros(1, n_samples, device=self.device)
+        with torch.no_grad(), warnings.catch_warnings():
+            # Tracer warnings say that shapes become constants: intended here.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(graph, example, check_trace=False)
+        traced.save(str(path))
+        return str(path)
+
+    def _segments(self, wav, window, hop):
+        """(start sample, segment) pairs of one waveform under the current policy."""
+        if window is None:
+            # The recipe's evaluation crop; "random" is made deterministic.
+            mode = "first" if self.crop_mode == "random" else self.crop_mode
+            return [(0, crop_or_tile(wav, self.max_samples, mode))]
+        return [
+            (start, crop_or_tile(wav[start : start + window], window))
+            for start in window_starts(wav.shape[0], window, hop)
+        ]
+
+    def _resolve_windows(self, window, hop, aggregation):
+        window = self.window if window is None else window
+        hop = self.hop if hop is None else hop
+        aggregation = aggregation or self.aggregation
+        if window is None:
+            return None, None, aggregation
+        window_samples = int(round(window * SAMPLE_RATE))
+        hop_samples = int(round((hop if hop is not None else window / 2) * SAMPLE_RATE))
+        return window_samples, hop_samples, aggregation
+
+    def score_waveforms(self, wavs, window=None, hop=None, aggregation=None, batch_size=None):
+        """Scores 1-D 16 kHz waveforms; returns one ``DetectionResult`` each.
+
+        Segments of all waveforms are batched together, ``batch_size`` at a
+        time. ``window``/``hop`` (seconds) and ``aggregation`` override the
+        detector's defaults.
+        """
+        window, hop, aggregation = self._resolve_windows(window, hop, aggregation)
+        batch_size = batch_size or self.batch_size
+        spans, starts, segments = [], [], []  # spans: each waveform's slice of segments
+        for index, wav in enumerate(wavs):
+            if wav.dim() != 1 or wav.shape[0] == 0:
+                raise ValueError(f"waveform {index} must be 1-D and non-empty, got {tuple(wav.shape)}")
+            first = len(segments)
+            for start, segment in self._segments(wav, window, hop):
+                starts.append(start)
+                segments.append(segment)
+            spans.append(slice(first, len(segments)))
+        scores = []
+        for first in range(0, len(segments), batch_size):
+            # Zero padding and relative lengths exactly as SpeechBrain's PaddedBatch.
+            batch, lens = batch_pad_right(segments[first : first + batch_size])
+            scores += self.score_batch(batch, lens).tolist()
+        return [
+            DetectionResult(
+                score=aggregate(scores[span], aggregation),
+                window_scores=tuple(scores[span]),
+                window_starts=tuple(start / SAMPLE_RATE for start in starts[span]),
+                duration=wav.shape[0] / SAMPLE_RATE,
+            )
+            for wav, span in zip(wavs, spans)
+        ]
+
+    def score_file(self, path, window=None, hop=None, aggregation=None):
+        """Scores one audio file (any rate, mono or multi-channel).
+
+        ``window``/``hop`` in seconds and ``aggregation`` override the
+        detector's defaults; see the module docstring for an example.
+        """
+        return self.score_files([path], window=window, hop=hop, aggregation=aggregation)[0]
+
+    def score_files(self, paths, window=None, hop=None, aggregation=None, batch_size=None):
+        """Scores audio files, batching their segments; one result per path.
+
+        An unreadable or empty file raises with its name; the CLI
+        (``lobes.detect``) reports such files and scores the others.
+        """
+        wavs = [read_audio(path) for path in paths]
+        return self.score_waveforms(wavs, window, hop, aggregation, batch_size)

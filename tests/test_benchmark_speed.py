@@ -1,0 +1,123 @@
+"""The speed benchmark's bookkeeping on a tiny model (never its timings)."""
+
+import csv
+import importlib.util
+import os
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEC = importlib.util.spec_from_file_location("speed", os.path.join(REPO, "benchmarks", "speed.py"))
+speed = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(speed)
+
+
+@pytest.fixture(scope="module")
+def rows(tiny_models):
+    source = tiny_models[("wav2vec2", True)]  # 4 layers, stable layer norm
+    # Depth 9 does not exist and is dropped; the full depth 4 is added.
+    return speed.benchmark_source(source, [2, 1, 9], repeats=1, batch_size=2, n_samples=8000)
+
+
+def test_rows_cover_depths_and_paper_baseline(rows):
+    assert [(r["approach"], r["n_layers"]) for r in rows] == [
+        ("truncated", 1), ("truncated", 2), ("truncated", 4), ("paper", 4)
+    ]
+    for row in rows:
+        assert all(row[metric] is not None and row[metric] > 0 for metric in speed.METRICS)
+
+
+def test_params_and_macs_follow_the_depth(rows):
+    by_depth = {r["n_layers"]: r for r in rows if r["approach"] == "truncated"}
+    paper = rows[-1]
+    # Each layer of the tiny model has the same size: params are affine in N.
+    layer = by_depth[2]["params"] - by_depth[1]["params"]
+    assert layer > 0
+    assert by_depth[4]["params"] == by_depth[1]["params"] + 3 * layer
+    # The paper-style encoder holds the same full model.
+    assert paper["params"] == by_depth[4]["params"]
+    # MACs grow with N but never reach zero: the CNN is a fixed cost.
+    macs = [by_depth[n]["gmac_per_s"] for n in (1, 2, 4)]
+    assert macs[0] < macs[1] < macs[2] == pytest.approx(paper["gmac_per_s"])
+    assert by_depth[2]["gmac_per_s"] - by_depth[1]["gmac_per_s"] == pytest.approx(
+        (by_depth[4]["gmac_per_s"] - by_depth[2]["gmac_per_s"]) / 2
+    )
+    # Fewer layers keep fewer activations alive.
+    assert by_depth[1]["peak_mb"] < by_depth[4]["peak_mb"]
+
+
+def test_ratios_are_against_full_depth_and_paper(rows):
+    full, paper = rows[2], rows[3]
+    for row in rows:
+        for metric in speed.METRICS:
+            assert row[f"{metric}/full"] == pytest.approx(row[metric] / full[metric])
+            assert row[f"{metric}/paper"] == pytest.approx(row[metric] / paper[metric])
+    assert full["params/full"] == 1.0 and paper["latency_ms/paper"] == 1.0
+    assert rows[0]["rtf"] == pytest.approx(rows[0]["latency_ms"] / 1000 / 0.5)
+
+
+def test_macs_match_a_hand_count():
+    # Conv1d(3->4, kernel 5) over 6 samples gives 2 frames of 4*3*5 MACs;
+    # the linear layer then does 8*6.
+    model = torch.nn.Sequential(torch.nn.Conv1d(3, 4, 5), torch.nn.Flatten(1), torch.nn.Linear(8, 6))
+    assert speed.count_macs(model, torch.randn(1, 3, 6)) == 2 * 4 * 3 * 5 + 8 * 6
+
+
+def test_memory_tracker_counts_new_tensors_not_views():
+    weight = torch.ones(1000)
+    with speed.TensorMemoryTracker() as tracker:
+        view = weight[:500]  # a view: no new memory
+        double = weight * 2  # 4,000 new bytes
+        del double
+        kept = torch.ones(250)  # 1,000 bytes
+    assert view.shape == (500,)
+    assert tracker.peak_bytes == 4000
+    assert tracker.current_bytes == kept.numel() * 4
+
+
+def test_table_and_csv(rows, tmp_path):
+    table = speed.format_table(rows)
+    header = table.splitlines()[0].split()
+    assert header == [title for _, title, _ in speed.COLUMNS]
+    # 4 rows between the header rule and the note.
+    assert len(table.splitlines()) == 2 + len(rows) + 1
+    assert "(1.00, 1.00)" in table.splitlines()[-2]  # paper row vs itself on params
+
+    path = tmp_path / "speed.csv"
+    speed.write_csv(path, rows)
+    with open(path, newline="") as fin:
+        written = list(csv.DictReader(fin))
+    assert list(written[0]) == speed.csv_fields()
+    assert [int(r["n_layers"]) for r in written] == [1, 2, 4, 4]
+    assert float(written[1]["params/full"]) == pytest.approx(rows[1]["params/full"])
+
+
+def test_markdown_table(rows):
+    lines = speed.format_markdown(rows).splitlines()
+    assert len(lines) == 2 + len(rows)
+    assert all(line.count("|") == 10 for line in lines)
+    assert "| paper (4, sliced) |" in lines[-1] and "| 1.00x |" in lines[-1]
+
+
+def test_csv_round_trip_and_gap_summary(rows, tmp_path):
+    path = tmp_path / "speed.csv"
+    speed.write_csv(path, rows)
+    again = speed.read_csv(path)
+    assert [(r["model"], r["approach"], r["n_layers"]) for r in again] == [
+        (r["model"], r["approach"], r["n_layers"]) for r in rows
+    ]
+    assert again[0]["params/full"] == pytest.approx(rows[0]["params/full"])
+    # MACs are exactly affine in N here; the intercept is the CNN's cost.
+    fixed, per_layer = speed.fit_fixed_cost(rows, "gmac_per_s")
+    assert per_layer > 0 and 0 < fixed < rows[0]["gmac_per_s"]
+    summary = speed.gap_summary(rows)
+    ideal = 1 / rows[0]["gmac_per_s/paper"]
+    assert f"N=1: {1 / rows[0]['latency_ms/paper']:.2f}x (MACs {ideal:.2f}x)" in summary
+
+
+def test_eer_timer_runs_the_project_eer():
+    seconds, eer = speed.time_eer(n_trials=2000, repeats=1)
+    assert seconds > 0
+    # Scores drawn from N(1,1) vs N(-1,1): EER near Phi(-1) = 0.159.
+    assert 0.11 < eer < 0.21

@@ -1,0 +1,207 @@
+"""SpoofDetector and the lobes.detect CLI against a real recipe output folder."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from lobes import detect
+from lobes.data import crop_or_tile
+from lobes.inference import SpoofDetector, read_audio, window_starts
+from lobes.scores import read_scores
+from lobes.synthetic import make_synthetic_la
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPE = os.path.join(REPO, "recipes", "ASVspoof2019")
+COUNTS = {"train": 4, "dev": 3, "eval": 4}
+BATCH_SIZE = 4
+MAX_SAMPLES = 16000
+
+
+def recipe_overrides(la_data, tiny_ssl):
+    return {
+        "data_folder": str(la_data),
+        "ssl_source": str(tiny_ssl),
+        "n_layers": 2,
+        "batch_size": BATCH_SIZE,
+        "max_samples": MAX_SAMPLES,
+        "num_workers": 0,
+        "number_of_epochs": 2,
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_ssl):
+    """(output folder, synthetic data folder) of a 2-epoch tiny recipe run."""
+    root = tmp_path_factory.mktemp("inference")
+    la_data = root / "la"
+    # Eval files up to 2.5 s, so that some are longer than the 1 s crop.
+    make_synthetic_la(la_data, COUNTS, COUNTS, seconds=(0.6, 2.5), seed=5)
+    output = root / "run"
+    overrides = recipe_overrides(la_data, tiny_ssl)
+    command = [sys.executable, os.path.join(RECIPE, "train.py"),
+               os.path.join(RECIPE, "hparams", "ffn.yaml"), f"--output_folder={output}",
+               *(f"--{key}={value}" for key, value in overrides.items())]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return output, la_data
+
+
+@pytest.fixture(scope="module")
+def detector(trained):
+    return SpoofDetector.from_output_folder(trained[0], run_opts={"device": "cpu"})
+
+
+@pytest.fixture(scope="module")
+def eval_files(trained):
+    """utt_id -> wav path of the recipe's eval manifest, in manifest order."""
+    with open(trained[0] / "manifests" / "eval.csv", newline="") as fin:
+        return {row["ID"]: row["wav"] for row in csv.DictReader(fin)}
+
+
+@pytest.fixture(scope="module")
+def recipe_scores(trained):
+    return {r.utt_id: f"{r.score:.6f}" for r in read_scores(trained[0] / "scores" / "eval.txt")}
+
+
+def test_loads_recipe_output_folder(trained, detector, tiny_ssl):
+    results = json.loads((trained[0] / "results.json").read_text())
+    # Two epochs saved; the detector picks the checkpoint the recipe tested.
+    assert len(list((trained[0] / "save").glob("CKPT+*"))) >= 1
+    assert detector.checkpoint.meta["epoch"] == results["selected_checkpoint"]["epoch"]
+    ssl = detector.mods.ssl
+    assert ssl.encoder.source == str(tiny_ssl)  # from its source, not a checkpoint copy
+    assert ssl.encoder.n_layers == 2
+    torch.testing.assert_close(ssl.layer_weights(), torch.tensor(results["layer_weights"]))
+    assert not any(m.training for m in detector.mods.modules())
+    assert detector.max_samples == MAX_SAMPLES and detector.crop_mode == "first"
+
+
+def test_scores_identical_to_recipe_score_file(detector, eval_files, recipe_scores):
+    results = detector.score_files(list(eval_files.values()), batch_size=BATCH_SIZE)
+    mine = {utt: f"{r.score:.6f}" for utt, r in zip(eval_files, results)}
+    assert mine == recipe_scores
+    # Alone instead of in a batch: the same up to float rounding.
+    utt, path = next(iter(eval_files.items()))
+    assert detector.score_file(path).score == pytest.approx(float(recipe_scores[utt]), abs=2e-6)
+
+
+def test_loads_from_hparams_template_and_one_checkpoint(trained, detector, eval_files, tiny_ssl):
+    (checkpoint,) = [c for c in (trained[0] / "save").glob("CKPT+*")
+                     if str(c) == str(detector.checkpoint.path)]
+    other = SpoofDetector.from_hparams(
+        os.path.join(RECIPE, "hparams", "ffn.yaml"),
+        checkpoint,
+        overrides=recipe_overrides(trained[1], tiny_ssl),
+        run_opts={"device": "cpu"},
+    )
+    paths = list(eval_files.values())
+    assert [r.score for r in other.score_files(paths)] == [
+        r.score for r in detector.score_files(paths)
+    ]
+
+
+def test_resampled_stereo_input(detector, eval_files, tmp_path):
+    path = next(iter(eval_files.values()))
+    original = read_audio(path)
+    up = torchaudio.functional.resample(original, 16000, 44100)
+    stereo = tmp_path / "stereo44k.wav"
+    sf.write(stereo, torch.stack([up, up], dim=1).numpy(), 44100, subtype="FLOAT")
+    restored = read_audio(stereo)
+    assert abs(restored.shape[0] - original.shape[0]) <= 1
+    n = min(restored.shape[0], original.shape[0])
+    # Band-limited round trip: close away from the edges.
+    assert torch.allclose(restored[100 : n - 100], original[100 : n - 100], atol=2e-2)
+    assert detector.score_file(stereo).score == pytest.approx(
+        detector.score_file(path).score, abs=2e-3
+    )
+
+    # 8 kHz tone: twice the samples at 16 kHz, same pitch.
+    tone = tmp_path / "tone8k.flac"
+    sf.write(tone, 0.5 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000), 8000)
+    wav = read_audio(tone)
+    assert wav.shape[0] == 16000
+    assert int(torch.fft.rfft(wav).abs().argmax()) == 440  # 1 s: bin k = k Hz
+
+
+def test_long_file_scored_in_windows(detector, eval_files, tmp_path):
+    wavs = [read_audio(p) for p in eval_files.values()]
+    long_wav = torch.cat(wavs)
+    path = tmp_path / "long.wav"
+    sf.write(path, long_wav.numpy(), 16000, subtype="FLOAT")
+    result = detector.score_file(path, window=1.0, hop=0.75, aggregation="mean")
+
+    starts = window_starts(long_wav.shape[0], 16000, 12000)
+    assert len(starts) >= 3 and starts[-1] + 16000 == long_wav.shape[0]
+    assert result.window_starts == tuple(s / 16000 for s in starts)
+    assert result.duration == pytest.approx(long_wav.shape[0] / 16000)
+    expected = detector.score_batch(torch.stack([long_wav[s : s + 16000] for s in starts]))
+    torch.testing.assert_close(torch.tensor(result.window_scores), expected, atol=1e-5, rtol=0)
+    assert result.score == pytest.approx(float(expected.mean()), abs=1e-6)
+    # The windows differ (different speech), so min and mean differ too.
+    by_min = detector.score_file(path, window=1.0, hop=0.75, aggregation="min")
+    assert by_min.score == pytest.approx(min(result.window_scores), abs=1e-6)
+    assert by_min.score < result.score
+
+
+def test_short_file_window_matches_recipe_crop(detector, eval_files, recipe_scores):
+    # A file shorter than the window is tiled to it, as the recipe tiles to max_samples.
+    lengths = {u: sf.info(p).frames for u, p in eval_files.items()}
+    utt = min(lengths, key=lengths.get)
+    assert lengths[utt] < MAX_SAMPLES
+    result = detector.score_file(eval_files[utt], window=MAX_SAMPLES / 16000)
+    assert result.window_scores == (result.score,)
+    assert result.score == pytest.approx(float(recipe_scores[utt]), abs=2e-6)
+
+
+def test_cli_on_folder_with_a_corrupt_file(trained, eval_files, recipe_scores, tmp_path, capsys):
+    folder = tmp_path / "audio"
+    (folder / "sub").mkdir(parents=True)
+    copies = {}
+    for i, (utt, path) in enumerate(eval_files.items()):
+        target = folder / ("sub" if i % 2 else "") / f"{utt}.flac"
+        shutil.copy(path, target)
+        copies[str(target)] = utt
+    (folder / "corrupt.wav").write_bytes(b"RIFF not really a wave file")
+    sf.write(folder / "sub" / "empty.wav", np.zeros(0), 16000)
+    (folder / "notes.txt").write_text("not audio")
+    out = tmp_path / "scores.txt"
+
+    code = detect.main([str(trained[0]), str(folder), "--out", str(out),
+                        "--threshold", "0.0", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "corrupt.wav" in captured.err and "empty.wav" in captured.err
+    assert "holds no samples" in captured.err and "cannot read audio file" in captured.err
+    assert f"scored {len(copies)} of {len(copies) + 2} files" in captured.err
+
+    lines = [line.split("\t") for line in out.read_text().splitlines()]
+    assert sorted(p for p, *_ in lines) == sorted(copies)
+    for path, score, verdict in lines:
+        assert score == recipe_scores[copies[path]]
+        assert verdict == ("bonafide" if float(score) >= 0.0 else "spoof")
+    assert captured.out.splitlines() == out.read_text().splitlines()  # decisions printed
+
+
+def test_torchscript_export_matches_detector(detector, eval_files, tmp_path):
+    path = detector.export_torchscript(tmp_path / "detector.pt")
+    scripted = torch.jit.load(path)
+    crops = [crop_or_tile(read_audio(p), MAX_SAMPLES) for p in eval_files.values()]
+    for crop in crops[:2]:
+        expected = detector.score_batch(crop[None])
+        torch.testing.assert_close(scripted(crop[None]), expected, atol=1e-5, rtol=0)
+    # Different inputs give different scores: the trace did not freeze the output.
+    assert float(scripted(crops[0][None])) != float(scripted(crops[1][None]))
+
+
+def test_cli_without_audio_exits_2(trained, tmp_path, capsys):
+    assert detect.main([str(trained[0]), str(tmp_path / "missing")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
