@@ -1,5 +1,7 @@
 """Data pipeline pieces shared by the recipes: audio, crops, labels, datasets."""
 
+import os
+
 import soundfile as sf
 import speechbrain as sb
 import torch
@@ -115,14 +117,23 @@ def make_dataset(manifest, crop_mode, n_samples, sample_rate=SAMPLE_RATE):
     return dataset
 
 
-def make_datasets(hparams, manifests):
-    """Datasets for every split in ``manifests`` (name -> CSV path).
+def manifest_paths(hparams, splits):
+    """``{name: <manifest_folder>/<split>.csv}`` for a list of split names or
+    a mapping of dataset name -> split name."""
+    if not isinstance(splits, dict):
+        splits = {split: split for split in splits}
+    folder = hparams["manifest_folder"]
+    return {name: os.path.join(folder, f"{split}.csv") for name, split in splits.items()}
 
-    The ``train`` split uses ``hparams["train_crop"]``; the others use
+
+def make_datasets(hparams, splits=("train", "dev", "eval")):
+    """Datasets from the prepared manifests of ``splits`` (see ``manifest_paths``).
+
+    The ``train`` dataset uses ``hparams["train_crop"]``; the others use
     ``hparams["eval_crop"]``. Crop length is ``hparams["max_samples"]``.
     """
     datasets = {}
-    for name, manifest in manifests.items():
+    for name, manifest in manifest_paths(hparams, splits).items():
         mode = hparams["train_crop"] if name == "train" else hparams["eval_crop"]
         datasets[name] = make_dataset(manifest, mode, hparams["max_samples"])
     return datasets

@@ -13,7 +13,6 @@ import os
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from speechbrain.integrations.huggingface.huggingface import HFTransformersInterface
 from transformers.utils import logging as transformers_logging
 from speechbrain.utils.checkpoints import (

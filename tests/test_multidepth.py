@@ -57,10 +57,7 @@ def load_hparams(output, data, ssl_path, n_layers):
 
 
 def train_and_score(hparams, init=None):
-    datasets = make_datasets(
-        hparams,
-        {s: os.path.join(hparams["manifest_folder"], f"{s}.csv") for s in ("train", "dev", "eval")},
-    )
+    datasets = make_datasets(hparams)
     if init is not None:
         hparams["ssl"].fusion.load_state_dict(init[0])
         hparams["head"].load_state_dict(init[1])

@@ -53,10 +53,7 @@ class ASVspoof2019Brain(SpoofBrain):
 
 def dataio_prep(hparams):
     """Train, dev and eval datasets from the prepared manifests."""
-    folder = hparams["manifest_folder"]
-    return make_datasets(
-        hparams, {split: os.path.join(folder, f"{split}.csv") for split in ("train", "dev", "eval")}
-    )
+    return make_datasets(hparams, ("train", "dev", "eval"))
 
 
 if __name__ == "__main__":

@@ -46,8 +46,7 @@ class HABLABrain(SpoofBrain):
 
 def dataio_prep(hparams):
     """Train, dev and test datasets from the prepared manifests."""
-    folder = hparams["manifest_folder"]
-    return make_datasets(hparams, {split: os.path.join(folder, f"{split}.csv") for split in SPLITS})
+    return make_datasets(hparams, SPLITS)
 
 
 if __name__ == "__main__":

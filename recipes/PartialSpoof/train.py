@@ -32,7 +32,7 @@ from partialspoof_prepare import column_name, prepare_partialspoof  # noqa: E402
 
 from lobes.batching import SortedBatchSampler, padding_ratio, random_batches  # noqa: E402
 from lobes.brain import SpoofBrain  # noqa: E402
-from lobes.data import SAMPLE_RATE, make_datasets  # noqa: E402
+from lobes.data import SAMPLE_RATE, make_datasets, manifest_paths  # noqa: E402
 from lobes.heads.frame import frame_scores, utterance_logits  # noqa: E402
 from lobes.metrics import compute_eer  # noqa: E402
 from lobes.prepare import read_manifest  # noqa: E402
@@ -207,9 +207,8 @@ def dataio_prep(hparams):
     Sorting the scoring sets keeps their batches short of padding; the
     training set is batched by a ``SortedBatchSampler`` in ``train.py``.
     """
-    folder = hparams["manifest_folder"]
-    manifests = {split: os.path.join(folder, f"{split}.csv") for split in SPLITS}
-    datasets = make_datasets(hparams, manifests)
+    manifests = manifest_paths(hparams, SPLITS)
+    datasets = make_datasets(hparams, SPLITS)
     for split in SPLITS:
         if hparams["task"] == "segment":
             add_segment_labels(datasets[split], hparams["segment_resolutions"], manifests[split])

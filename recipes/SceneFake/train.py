@@ -58,11 +58,7 @@ def present_test_sets(test_sets, splits):
 
 def dataio_prep(hparams, test_sets):
     """Train, dev and one dataset per present test set."""
-    folder = hparams["manifest_folder"]
-    splits = {"train": "train", "dev": "dev", **test_sets}
-    return make_datasets(
-        hparams, {name: os.path.join(folder, f"{split}.csv") for name, split in splits.items()}
-    )
+    return make_datasets(hparams, {"train": "train", "dev": "dev", **test_sets})
 
 
 if __name__ == "__main__":
