@@ -58,7 +58,30 @@ def load_results(root):
                 "path": path,
             }
         )
+    check_unique(records)
     return records
+
+
+def check_unique(records):
+    """Each setting may appear once per seed, or its mean would count a run twice.
+
+    Example
+    -------
+    >>> run = {"dataset": "D", "ssl": "s", "head": "ffn", "n_layers": 2, "seed": 1}
+    >>> check_unique([dict(run, path="a/results.json"), dict(run, path="b/results.json")])
+    Traceback (most recent call last):
+    ...
+    ValueError: two runs of D s ffn N=2 seed 1: a/results.json and b/results.json; aggregate one of them
+    """
+    seen = {}
+    for record in records:
+        key = tuple(record[k] for k in ("dataset", "ssl", "head", "n_layers", "seed"))
+        if key in seen:
+            raise ValueError(
+                f"two runs of {key[0]} {key[1]} {key[2]} N={key[3]} seed {key[4]}: "
+                f"{seen[key]} and {record['path']}; aggregate one of them"
+            )
+        seen[key] = record["path"]
 
 
 def eer_table(records):
@@ -212,7 +235,11 @@ def main(argv=None):
     parser.add_argument("--out", help="output folder (default: <root>/summary)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     out = args.out or os.path.join(args.root, "summary")
-    for path in aggregate(args.root, out):
+    try:
+        written = aggregate(args.root, out)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    for path in written:
         print(path)
 
 
