@@ -43,6 +43,26 @@ class Trial:
     extra: dict = field(default_factory=dict)
 
 
+def find_dataset_root(data_folder, subfolder, marker, dataset):
+    """``data_folder/subfolder`` or ``data_folder`` itself, whichever holds
+    ``marker`` (a file or folder), so users may point at either level.
+
+    Example
+    -------
+    >>> find_dataset_root("/no/such", "LA", "protocols", "ASVspoof 2019 LA")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no ASVspoof 2019 LA data in '/no/such': expected /no/such/LA/protocols
+    """
+    for candidate in (os.path.join(data_folder, subfolder), data_folder):
+        if os.path.exists(os.path.join(candidate, marker)):
+            return candidate
+    raise FileNotFoundError(
+        f"no {dataset} data in {data_folder!r}: expected "
+        f"{os.path.join(data_folder, subfolder, marker)}"
+    )
+
+
 def read_protocol(path, parse_line):
     """Reads a protocol with ``parse_line(fields) -> Trial``.
 

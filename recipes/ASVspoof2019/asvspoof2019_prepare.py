@@ -16,6 +16,7 @@ import os
 
 from lobes.prepare import (
     checked_trials,
+    find_dataset_root,
     log_counts,
     parse_asvspoof_line,
     read_protocol,
@@ -31,13 +32,7 @@ SPLITS = {"train": "train.trn", "dev": "dev.trl", "eval": "eval.trl"}
 
 def la_root(data_folder):
     """The ``LA`` folder: ``data_folder/LA`` or ``data_folder`` itself."""
-    for candidate in (os.path.join(data_folder, "LA"), data_folder):
-        if os.path.isdir(os.path.join(candidate, "ASVspoof2019_LA_cm_protocols")):
-            return candidate
-    raise FileNotFoundError(
-        f"no ASVspoof 2019 LA data in {data_folder!r}: expected "
-        f"{os.path.join(data_folder, 'LA', 'ASVspoof2019_LA_cm_protocols')}"
-    )
+    return find_dataset_root(data_folder, "LA", "ASVspoof2019_LA_cm_protocols", "ASVspoof 2019 LA")
 
 
 def protocol_path(root, split):

@@ -25,6 +25,7 @@ from lobes.prepare import (
     ProtocolError,
     Trial,
     checked_trials,
+    find_dataset_root,
     log_counts,
     read_protocol,
     save_options,
@@ -103,10 +104,7 @@ def prepare_asvspoof2021(data_folder, save_folder, track="LA", skip_missing=Fals
 
 def in_the_wild_root(data_folder):
     """``data_folder/release_in_the_wild`` or ``data_folder`` itself."""
-    for candidate in (os.path.join(data_folder, "release_in_the_wild"), data_folder):
-        if os.path.isfile(os.path.join(candidate, "meta.csv")):
-            return candidate
-    raise FileNotFoundError(f"no In-the-Wild meta.csv in {data_folder!r} or its release_in_the_wild/")
+    return find_dataset_root(data_folder, "release_in_the_wild", "meta.csv", "In-the-Wild")
 
 
 def read_in_the_wild_meta(path):

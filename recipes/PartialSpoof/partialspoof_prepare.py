@@ -28,6 +28,7 @@ import numpy as np
 
 from lobes.prepare import (
     checked_trials,
+    find_dataset_root,
     log_counts,
     parse_asvspoof_line,
     read_protocol,
@@ -51,13 +52,7 @@ class SegmentLabelError(ValueError):
 
 def database_root(data_folder):
     """The ``database`` folder: ``data_folder/database`` or ``data_folder`` itself."""
-    for candidate in (os.path.join(data_folder, "database"), data_folder):
-        if os.path.isdir(os.path.join(candidate, "protocols")):
-            return candidate
-    raise FileNotFoundError(
-        f"no PartialSpoof data in {data_folder!r}: expected "
-        f"{os.path.join(data_folder, 'database', 'protocols')}"
-    )
+    return find_dataset_root(data_folder, "database", "protocols", "PartialSpoof")
 
 
 def protocol_path(root, split):
