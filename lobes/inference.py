@@ -239,7 +239,7 @@ class SpoofDetector(Pretrained):
 
     @classmethod
     def from_hparams(cls, hparams_file, checkpoint, overrides=None, run_opts=None,
-                     ssl_source=None, **kwargs):
+                     ssl_source=None, branch_checkpoint=False, **kwargs):
         """Builds the model from a hparams file and loads a checkpoint.
 
         Arguments
@@ -258,6 +258,9 @@ class SpoofDetector(Pretrained):
         ssl_source : str, optional
             Where to load the SSL from instead of the YAML's ``ssl_source``
             (e.g. a local copy of the hub model).
+        branch_checkpoint : bool
+            The checkpoint is one depth's of a multi-depth run (it holds
+            ``fusion`` and ``head`` instead of ``ssl`` and ``head``).
         **kwargs
             ``window``, ``hop``, ``aggregation``, ``batch_size``.
         """
@@ -268,7 +271,8 @@ class SpoofDetector(Pretrained):
         hparams = _load_hparams(hparams_file, overrides)
         modules = dict(hparams.get("modules") or {"ssl": hparams["ssl"], "head": hparams["head"]})
         modules = {name: modules[name] for name in cls.MODULES_NEEDED}
-        selected = load_checkpoint(modules, checkpoint, hparams.get("selection_metric", "EER"))
+        stored = {"fusion": modules["ssl"].fusion, "head": modules["head"]} if branch_checkpoint else modules
+        selected = load_checkpoint(stored, checkpoint, hparams.get("selection_metric", "EER"))
         logger.info("loaded checkpoint %s (%s)", selected.path, selected.meta)
         detector = cls(modules, hparams, run_opts=run_opts, **kwargs)
         detector.checkpoint = selected
@@ -280,13 +284,29 @@ class SpoofDetector(Pretrained):
 
         Keyword arguments are those of ``from_hparams``.
         """
-        folder = str(folder)
+        folder = os.path.normpath(str(folder))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"model folder {folder} does not exist")
         hparams_file = os.path.join(folder, "hyperparams.yaml")
-        if not os.path.isfile(hparams_file):
-            raise FileNotFoundError(
-                f"{folder} is not a recipe output folder: it has no hyperparams.yaml"
+        if os.path.isfile(hparams_file):
+            return cls.from_hparams(hparams_file, os.path.join(folder, "save"), **kwargs)
+        # One depth of a multi-depth run: <run>/N<n>/ with the run's hparams above.
+        depth = os.path.basename(folder)
+        parent_hparams = os.path.join(os.path.dirname(folder), "hyperparams.yaml")
+        if depth[:1] == "N" and depth[1:].isdigit() and os.path.isfile(parent_hparams):
+            # The saved hparams have references resolved: override the
+            # ssl block's depth too.
+            overrides = kwargs.pop("overrides", None) or {}
+            overrides = {**overrides, "n_layers": int(depth[1:])}
+            overrides["ssl"] = {**overrides.get("ssl", {}), "n_layers": int(depth[1:])}
+            return cls.from_hparams(
+                parent_hparams, os.path.join(folder, "save"), overrides=overrides,
+                branch_checkpoint=True, **kwargs,
             )
-        return cls.from_hparams(hparams_file, os.path.join(folder, "save"), **kwargs)
+        raise FileNotFoundError(
+            f"{folder} is not a recipe output folder: it has no hyperparams.yaml "
+            "(nor is it the N<n>/ folder of a multi-depth run)"
+        )
 
     def forward(self, wavs, wav_lens=None):
         """Same as ``score_batch``."""

@@ -205,3 +205,26 @@ def test_torchscript_export_matches_detector(detector, eval_files, tmp_path):
 def test_cli_without_audio_exits_2(trained, tmp_path, capsys):
     assert detect.main([str(trained[0]), str(tmp_path / "missing")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_loads_one_depth_of_a_multi_depth_run(tmp_path, tiny_ssl, run_recipe):
+    counts = {"train": 4, "dev": 3, "eval": 3}
+    make_synthetic_la(tmp_path / "la", counts, counts, seconds=(0.6, 0.9), seed=2)
+    output = tmp_path / "multi"
+    run_recipe(
+        "ASVspoof2019", "ffn.yaml", tmp_path,
+        f"--data_folder={tmp_path / 'la'}", f"--output_folder={output}", f"--ssl_source={tiny_ssl}",
+        "--n_layers=[1, 2]", "--number_of_epochs=1", "--batch_size=4", "--max_samples=16000",
+        "--num_workers=0",
+    )
+    detector = SpoofDetector.from_output_folder(output / "N2")
+    assert len(detector.mods.ssl.layer_weights()) == 2
+    expected = {r.utt_id: r.score for r in read_scores(output / "N2" / "scores" / "eval.txt")}
+    flac = tmp_path / "la" / "LA" / "ASVspoof2019_LA_eval" / "flac"
+    for utt_id, score in list(expected.items())[:3]:
+        assert detector.score_file(flac / f"{utt_id}.flac").score == pytest.approx(score, abs=1e-4)
+    with pytest.raises(FileNotFoundError, match="N3 does not exist"):
+        SpoofDetector.from_output_folder(output / "N3")
+    (output / "other").mkdir()
+    with pytest.raises(FileNotFoundError, match="nor is it the N<n>/ folder of a multi-depth run"):
+        SpoofDetector.from_output_folder(output / "other")
