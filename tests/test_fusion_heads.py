@@ -82,8 +82,8 @@ def test_paper_pooling_variant_is_selectable_and_differs():
         AttentiveStatsPooling(8, variant="other")
 
 
-@pytest.mark.parametrize("head_class", [FFNHead])
-def test_ffn_head_ignores_padding(head_class):
+@pytest.mark.parametrize("head_class", [FFNHead, AASISTHead])
+def test_heads_ignore_padding_when_scoring(head_class):
     torch.manual_seed(0)
     head = head_class(16).eval()
     real = torch.randn(1, 10, 16)

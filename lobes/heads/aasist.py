@@ -161,9 +161,11 @@ class AASISTHead(nn.Module):
     for C = 1024 (with a fused 12- or 24-layer encoder: the paper's 414,510
     and 447,314).
 
-    With relative ``lengths``, padded frames are excluded from the attention
-    over time that builds the spectral nodes. The temporal nodes still come
-    from every frame, so for variable-length batches prefer sorted batching.
+    With relative ``lengths`` in eval mode, each padded utterance is scored
+    on its real frames alone, so padding never changes a score (the graph
+    stage cannot mask padded temporal nodes exactly). In training, batches
+    stay whole for BatchNorm: padded frames are kept out of the attention
+    over time, but the temporal nodes still see them; prefer sorted batching.
 
     Arguments
     ---------
@@ -230,6 +232,15 @@ class AASISTHead(nn.Module):
     def forward(self, x, lengths=None):
         """Maps features (B, T, C) and relative lengths (B,) to logits (B, 2)
         ordered [spoof, bonafide]."""
+        if lengths is not None and not self.training:
+            n_frames = torch.round(lengths * x.shape[1]).long().clamp(1, x.shape[1])
+            if bool((n_frames < x.shape[1]).any()):
+                return torch.cat(
+                    [self._forward(x[b : b + 1, : int(n)]) for b, n in enumerate(n_frames)]
+                )
+        return self._forward(x, lengths)
+
+    def _forward(self, x, lengths=None):
         x = self.project(x).transpose(1, 2).unsqueeze(1)  # (B, 1, 128, T)
         x = F.max_pool2d(x, (3, 3))
         x = self.encoder(F.selu(self.input_bn(x)))
