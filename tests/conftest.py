@@ -16,6 +16,20 @@ MODEL_FORMS = [
 ]
 
 
+def smoke_overrides(data_folder, ssl, output, *extra, n_layers=2):
+    """Recipe overrides for a fast smoke run with a tiny SSL (1 s crops)."""
+    return (
+        f"--data_folder={data_folder}",
+        f"--output_folder={output}",
+        f"--ssl_source={ssl}",
+        f"--n_layers={n_layers}",
+        "--batch_size=4",
+        "--max_samples=16000",
+        "--num_workers=0",
+        *extra,
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """(model_type, stable_layer_norm) -> path of a tiny 4-layer model."""

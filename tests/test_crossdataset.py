@@ -15,6 +15,7 @@ from crossdataset_prepare import (  # noqa: E402
     read_asv21_scores,
 )
 
+from conftest import smoke_overrides  # noqa: E402
 from lobes.prepare import ProtocolError, read_manifest  # noqa: E402
 from lobes.scores import read_scores  # noqa: E402
 from lobes.synthetic import bonafide_signal, make_synthetic_la  # noqa: E402
@@ -116,9 +117,7 @@ def test_cross_dataset_command_scores_every_set(tmp_path, tiny_ssl, run_recipe):
     output = tmp_path / "run"
     run_recipe(
         "ASVspoof2019", "ffn.yaml", tmp_path,
-        f"--data_folder={tmp_path / 'la'}", f"--output_folder={output}", f"--ssl_source={tiny_ssl}",
-        "--n_layers=2", "--batch_size=4", "--max_samples=16000", "--num_workers=0",
-        "--number_of_epochs=1",
+        *smoke_overrides(tmp_path / "la", tiny_ssl, output, "--number_of_epochs=1"),
     )
     la21 = build_asv21(tmp_path / "la21", "LA", LA21_KEY, with_asv=True)
     df21 = build_asv21(tmp_path / "df21", "DF", DF21_KEY)

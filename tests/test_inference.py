@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from conftest import smoke_overrides
 from lobes import detect
 from lobes.data import crop_or_tile
 from lobes.inference import SpoofDetector, read_audio, window_starts
@@ -213,9 +214,7 @@ def test_loads_one_depth_of_a_multi_depth_run(tmp_path, tiny_ssl, run_recipe):
     output = tmp_path / "multi"
     run_recipe(
         "ASVspoof2019", "ffn.yaml", tmp_path,
-        f"--data_folder={tmp_path / 'la'}", f"--output_folder={output}", f"--ssl_source={tiny_ssl}",
-        "--n_layers=[1, 2]", "--number_of_epochs=1", "--batch_size=4", "--max_samples=16000",
-        "--num_workers=0",
+        *smoke_overrides(tmp_path / "la", tiny_ssl, output, "--number_of_epochs=1", n_layers="[1, 2]"),
     )
     detector = SpoofDetector.from_output_folder(output / "N2")
     assert len(detector.mods.ssl.layer_weights()) == 2

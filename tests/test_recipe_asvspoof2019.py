@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from conftest import smoke_overrides
 from lobes.scores import read_scores
 from lobes.synthetic import make_synthetic_la
 
@@ -17,24 +18,11 @@ def la_data(tmp_path_factory):
     return folder
 
 
-def overrides(la_data, tiny_ssl, output, *extra):
-    return (
-        f"--data_folder={la_data}",
-        f"--output_folder={output}",
-        f"--ssl_source={tiny_ssl}",
-        "--n_layers=2",
-        "--batch_size=4",
-        "--max_samples=16000",
-        "--num_workers=0",
-        *extra,
-    )
-
-
 @pytest.mark.parametrize("hparams", ["ffn.yaml", "aasist.yaml"])
 def test_train_select_and_score(la_data, tiny_ssl, tmp_path, run_recipe, hparams):
     output = tmp_path / "run"
     log = run_recipe(
-        "ASVspoof2019", hparams, tmp_path, *overrides(la_data, tiny_ssl, output, "--number_of_epochs=1")
+        "ASVspoof2019", hparams, tmp_path, *smoke_overrides(la_data, tiny_ssl, output, "--number_of_epochs=1")
     )
     records = read_scores(output / "scores" / "eval.txt")
     protocol = la_data / "LA" / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.eval.trl.txt"
@@ -71,7 +59,7 @@ def test_train_select_and_score(la_data, tiny_ssl, tmp_path, run_recipe, hparams
 
 def test_rerun_resumes_and_overwrites_scores(la_data, tiny_ssl, tmp_path, run_recipe):
     output = tmp_path / "run"
-    args = overrides(la_data, tiny_ssl, output)
+    args = smoke_overrides(la_data, tiny_ssl, output)
     run_recipe("ASVspoof2019", "ffn.yaml", tmp_path, *args, "--number_of_epochs=1")
     log = run_recipe("ASVspoof2019", "ffn.yaml", tmp_path, *args, "--number_of_epochs=2")
     assert "Going into epoch 2" in log
@@ -85,7 +73,7 @@ def test_fine_tuning_and_speechbrain_overrides(la_data, tiny_ssl, tmp_path, run_
     output = tmp_path / "run"
     run_recipe(
         "ASVspoof2019", "ffn.yaml", tmp_path,
-        *overrides(la_data, tiny_ssl, output, "--freeze_ssl=False", "--number_of_epochs=1",
+        *smoke_overrides(la_data, tiny_ssl, output, "--freeze_ssl=False", "--number_of_epochs=1",
                    "--device=cpu", "--precision=fp32", "--seed=42"),
     )
     results = json.loads((output / "results.json").read_text())
@@ -99,6 +87,6 @@ def test_fine_tuning_and_speechbrain_overrides(la_data, tiny_ssl, tmp_path, run_
 
 def test_debug_mode_runs_two_short_epochs(la_data, tiny_ssl, tmp_path, run_recipe):
     output = tmp_path / "run"
-    log = run_recipe("ASVspoof2019", "aasist.yaml", tmp_path, *overrides(la_data, tiny_ssl, output, "--debug"))
+    log = run_recipe("ASVspoof2019", "aasist.yaml", tmp_path, *smoke_overrides(la_data, tiny_ssl, output, "--debug"))
     assert "Going into epoch 2" in log
     assert len(read_scores(output / "scores" / "eval.txt")) > 0
