@@ -32,7 +32,8 @@ class AudioError(ValueError):
 
 @dataclass
 class Trial:
-    """One protocol entry. ``extra`` holds dataset-specific columns."""
+    """One protocol entry. ``extra`` holds dataset-specific columns;
+    ``origin`` is the ``file:line`` it was read from, for error messages."""
 
     utt_id: str
     label: str
@@ -41,6 +42,7 @@ class Trial:
     wav: str = ""
     duration: float = 0.0
     extra: dict = field(default_factory=dict)
+    origin: str = field(default="", compare=False, repr=False)
 
 
 def find_dataset_root(data_folder, subfolder, marker, dataset):
@@ -88,6 +90,7 @@ def read_protocol(path, parse_line):
                     f"{seen[trial.utt_id]}"
                 )
             seen[trial.utt_id] = line_no
+            trial.origin = f"{path}:{line_no}"
             trials.append(trial)
     if not trials:
         raise ProtocolError(f"{path}: no trials")
@@ -157,7 +160,12 @@ def attach_audio(trials, wav_path, skip_missing=False, desc="checking audio"):
             missing.append(trial)
             continue
         trial.wav = path
-        trial.duration = audio_duration(path)
+        try:
+            trial.duration = audio_duration(path)
+        except AudioError as err:
+            if not trial.origin:
+                raise
+            raise AudioError(f"{trial.origin}: {err}") from None
         kept.append(trial)
     return kept, missing
 

@@ -234,17 +234,6 @@ def trials_from_names(index, root, kind):
     return [trial_from_name(stem, path, root, kind) for stem, path in sorted(index.items())]
 
 
-def protocol_line_numbers(path):
-    """Utterance id -> line number in an ASVspoof-style protocol."""
-    numbers = {}
-    with open(path, encoding="utf-8") as fin:
-        for line_no, line in enumerate(fin, 1):
-            fields = line.split()
-            if len(fields) > 1:
-                numbers.setdefault(fields[1], line_no)
-    return numbers
-
-
 def trials_from_protocol(path, index, root, kind, skip_missing):
     """Protocol trials checked against their files' names and folders.
 
@@ -270,9 +259,8 @@ def trials_from_protocol(path, index, root, kind, skip_missing):
     trials = read_protocol(path, parse_line)
     missing = [t for t in trials if t.utt_id not in index]
     if missing and not skip_missing:
-        line_no = protocol_line_numbers(path)[missing[0].utt_id]
         raise AudioError(
-            f"{path}:{line_no}: no audio file {missing[0].utt_id}.wav under {root} "
+            f"{missing[0].origin}: no audio file {missing[0].utt_id}.wav under {root} "
             f"({len(missing)} protocol entries have none)"
         )
     return [t for t in trials if t.utt_id in index], missing

@@ -78,17 +78,6 @@ def column_name(resolution):
     return f"seglab_{int(round(float(resolution) * 1000))}"
 
 
-def protocol_line_numbers(path):
-    """Utterance id -> line number in a protocol, to point errors at a line."""
-    numbers = {}
-    with open(path, encoding="utf-8") as fin:
-        for line_no, line in enumerate(fin, 1):
-            fields = line.split()
-            if len(fields) > 1:
-                numbers.setdefault(fields[1], line_no)
-    return numbers
-
-
 def load_segment_labels(path):
     """Loads one label file: a pickled dict saved with ``np.save``.
 
@@ -146,8 +135,6 @@ def attach_segment_labels(root, split, trials, bonafide_symbol):
     Adds a ``seglab_<ms>`` entry to each trial's ``extra`` for resolutions of
     20 ms or more. Returns the list of resolutions found (strings).
     """
-    protocol = protocol_path(root, split)
-    line_numbers = protocol_line_numbers(protocol)
     found = []
     for resolution in RESOLUTIONS:
         path = label_path(root, split, resolution)
@@ -158,10 +145,11 @@ def attach_segment_labels(root, split, trials, bonafide_symbol):
         store = float(resolution) >= MIN_STORED_RESOLUTION
         n_spoof_segments = n_off_length = 0
         for trial in trials:
-            line = f"{protocol}:{line_numbers[trial.utt_id]}"
             if trial.utt_id not in labels:
-                raise SegmentLabelError(f"{path}: no segment labels for {trial.utt_id} ({line})")
-            text = check_segments(path, trial, labels[trial.utt_id], bonafide_symbol, line)
+                raise SegmentLabelError(
+                    f"{path}: no segment labels for {trial.utt_id} ({trial.origin})"
+                )
+            text = check_segments(path, trial, labels[trial.utt_id], bonafide_symbol, trial.origin)
             n_spoof_segments += text.count("0")
             # Label files round durations their own way; more than two
             # segments off means the label and the audio do not match.
