@@ -8,7 +8,6 @@ metrics (``test_metrics``). Expected hparams: ``class_weights``,
 """
 
 import json
-import logging
 import os
 
 import numpy as np
@@ -21,8 +20,6 @@ from speechbrain.utils.epoch_loop import EpochCounterWithStopper
 from lobes.metrics import compute_eer, eer_by_group
 from lobes.scores import ScoreRecord, atomic_write_text, write_scores
 from lobes.ssl import MultiDepthSSL
-
-logger = logging.getLogger(__name__)
 
 # hparams copied into results.json so every result says how it was made.
 RUN_CONFIG_KEYS = (

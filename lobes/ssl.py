@@ -132,14 +132,11 @@ class TruncatedSSLEncoder(HFTransformersInterface):
         # override_config runs inside the parent's __init__ and needs these.
         self.requested_layers = int(n_layers)
         self.source = str(source)
-        source = self.source
-        if _looks_like_local_path(source) and not os.path.isdir(
-            os.path.expanduser(source)
-        ):
+        source = os.path.expanduser(self.source)
+        if _looks_like_local_path(self.source) and not os.path.isdir(source):
             raise FileNotFoundError(
-                f"SSL source {source!r} looks like a local folder but does not exist"
+                f"SSL source {self.source!r} looks like a local folder but does not exist"
             )
-        source = os.path.expanduser(source)
         save_path = save_path or _hf_cache_dir()
         # transformers reports the weights of the layers we dropped as
         # "unexpected"; that is the point of truncation, not a problem.
