@@ -28,6 +28,12 @@ class SortedBatchSampler(torch.utils.data.Sampler):
         Permute the batch order every epoch (training) or keep it (scoring).
     seed : int
         Seed of the batch order.
+    num_replicas, rank : int
+        Under DDP: the number of ranks and this one. Every rank draws the
+        same batch order (same seed and epoch) and takes every
+        ``num_replicas``-th batch from position ``rank``, so the ranks' batches
+        are disjoint; the batch list is padded by repeating its first batches
+        so that every rank gets as many. Set by ``shard``.
 
     Example
     -------
@@ -36,9 +42,11 @@ class SortedBatchSampler(torch.utils.data.Sampler):
     [[1, 3], [2, 0]]
     >>> len(sampler)
     2
+    >>> [list(SortedBatchSampler([3.0, 1.0, 2.0], 1, shuffle=False).shard(r, 2)) for r in (0, 1)]
+    [[[1], [0]], [[2], [1]]]
     """
 
-    def __init__(self, lengths, batch_size, shuffle=True, seed=0):
+    def __init__(self, lengths, batch_size, shuffle=True, seed=0, num_replicas=1, rank=0):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.lengths = np.asarray(lengths, dtype=np.float64)
@@ -48,24 +56,37 @@ class SortedBatchSampler(torch.utils.data.Sampler):
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0
+        self.shard(rank, num_replicas)
         order = np.argsort(self.lengths, kind="stable")
         self.batches = [
             order[start : start + self.batch_size].tolist()
             for start in range(0, order.size, self.batch_size)
         ]
 
+    def shard(self, rank, num_replicas):
+        """Makes this sampler yield rank ``rank``'s share of ``num_replicas``;
+        returns it."""
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in 0..{num_replicas - 1}")
+        self.rank, self.num_replicas = int(rank), int(num_replicas)
+        return self
+
     def set_epoch(self, epoch):
         """Sets the epoch that, with the seed, fixes the batch order."""
         self.epoch = int(epoch)
 
     def __iter__(self):
-        if not self.shuffle:
-            return iter(self.batches)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        return iter([self.batches[i] for i in rng.permutation(len(self.batches))])
+        batches = self.batches
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.num_replicas > 1:
+            padded = batches + batches[: len(self) * self.num_replicas - len(batches)]
+            batches = padded[self.rank :: self.num_replicas]
+        return iter(batches)
 
     def __len__(self):
-        return len(self.batches)
+        return -(-len(self.batches) // self.num_replicas)
 
 
 def random_batches(n_items, batch_size, seed=0):

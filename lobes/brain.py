@@ -8,15 +8,21 @@ metrics (``test_metrics``). Expected hparams: ``class_weights``,
 """
 
 import json
+import logging
 import os
+import zipfile
 
 import numpy as np
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
+from speechbrain.utils.checkpoints import PARAMFILE_EXT
+from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast, run_on_main
 from speechbrain.utils.epoch_loop import EpochCounterWithStopper
+from torch.nn.parallel import DistributedDataParallel
 
+from lobes.distributed import all_sum, gather_unique, if_main_process, shard_sampler
 from lobes.metrics import compute_eer, eer_by_group
 from lobes.scores import ScoreRecord, atomic_write_text, write_scores
 from lobes.ssl import MultiDepthSSL
@@ -40,6 +46,53 @@ RUN_CONFIG_KEYS = (
     "pooling",
     "fusion_norm",
 )
+
+
+logger = logging.getLogger(__name__)
+
+
+def incomplete_checkpoint(checkpoint, recoverables):
+    """Why a checkpoint cannot be loaded (a missing or truncated parameter
+    file), or None if it is complete.
+
+    SpeechBrain writes a checkpoint's meta file first and its parameter files
+    one after the other, each in place: a run killed while saving leaves a
+    checkpoint that looks valid but fails to load, and recovery would pick
+    it as the latest. ``torch.save`` files are zip archives, whose directory
+    comes last, so a truncated one is not a valid zip.
+    """
+    for name in recoverables:
+        path = os.path.join(checkpoint.path, name + PARAMFILE_EXT)
+        if not os.path.isfile(path):
+            return f"{name}{PARAMFILE_EXT} is missing"
+        with open(path, "rb") as fin:
+            is_zip_format = fin.read(2) == b"PK"
+        if is_zip_format and not zipfile.is_zipfile(path):
+            return f"{name}{PARAMFILE_EXT} is truncated"
+    return None
+
+
+def discard_incomplete_checkpoints(checkpointer):
+    """Renames checkpoints a crash left half-written (``incomplete-CKPT...``,
+    kept for inspection, ignored by SpeechBrain), so that a rerun resumes
+    from the last complete one. Runs on the main process only."""
+
+    def discard():
+        for checkpoint in checkpointer.list_checkpoints():
+            reason = incomplete_checkpoint(checkpoint, checkpointer.recoverables)
+            if reason is not None:
+                target = checkpoint.path.with_name("incomplete-" + checkpoint.path.name)
+                os.replace(checkpoint.path, target)
+                logger.warning("checkpoint %s is incomplete (%s, saving was interrupted): "
+                               "moved to %s; resuming from the last complete one",
+                               checkpoint.path, reason, target)
+
+    run_on_main(discard)
+
+
+def unwrap(module):
+    """The module inside a DDP wrapper (the module itself otherwise)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 def rank_checkpoint(meta, selection_metric):
@@ -73,12 +126,22 @@ class SpoofBrain(sb.Brain):
     depth, every depth is a branch trained side by side on one encoder pass:
     each has its own dev selection, early stopping, checkpoints and outputs
     in ``<output_folder>/N<n>/``, in the single-depth format.
+
+    Under ``torchrun`` (see the README's "Multi-GPU and multi-node"), each
+    rank trains on its shard (SpeechBrain's distributed samplers) and scores
+    only its shard of dev and test; the score records are gathered by trial
+    id, so every trial is scored once, rank 0 computes the metrics and
+    broadcasts them (every rank then takes the same checkpoint and
+    early-stopping decisions), and rank 0 alone writes outputs. With
+    ``log_train_ids: True`` every rank lists the trials it trained on in
+    ``<output_folder>/train_ids/epoch<e>_rank<r>.txt``.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.multi_depth = isinstance(self.modules.ssl, MultiDepthSSL)
-        self.branch_names = list(self.modules.ssl.fusions) if self.multi_depth else [None]
+        self.multi_depth = isinstance(self.ssl, MultiDepthSSL)
+        self.branch_names = list(self.ssl.fusions) if self.multi_depth else [None]
+        self.world_size = int(os.environ.get("WORLD_SIZE", 1)) if self.distributed_launch else 1
         self.branch_checkpointers, self.branch_stoppers = {}, {}
         if self.multi_depth:
             self._setup_branches()
@@ -90,7 +153,7 @@ class SpoofBrain(sb.Brain):
             self.branch_checkpointers[name] = sb.utils.checkpoints.Checkpointer(
                 os.path.join(self.branch_folder(name), "save"),
                 recoverables={
-                    "fusion": self.modules.ssl.fusions[name],
+                    "fusion": self.ssl.fusions[name],
                     "head": self.modules.head[name],
                 },
             )
@@ -111,18 +174,62 @@ class SpoofBrain(sb.Brain):
     def branch_checkpointer(self, name):
         return self.checkpointer if name is None else self.branch_checkpointers[name]
 
+    @property
+    def ssl(self):
+        """The ``LayerwiseSSL`` (unwrapped from DDP)."""
+        return unwrap(self.modules.ssl)
+
+    def scoring_module(self, name, stage):
+        """``self.modules[name]`` for training, its unwrapped module for
+        scoring: no DDP collectives run in a forward pass of dev or test,
+        whose shards may differ in batch count."""
+        module = self.modules[name]
+        return module if stage == sb.Stage.TRAIN else unwrap(module)
+
+    def _wrap_distributed(self):
+        """DDP around each trainable module, without SpeechBrain's
+        SyncBatchNorm conversion: SyncBatchNorm runs on GPUs only, and it
+        would replace the fusion's masked BatchNorm (whose statistics skip
+        padded frames) with a plain one. BatchNorm statistics are therefore
+        per rank, over that rank's batch, as in a single-process run."""
+        if not self.distributed_launch:
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                device_ids = None if self.device == "cpu" else [self.device]
+                self.modules[name] = DistributedDataParallel(
+                    module, device_ids=device_ids, find_unused_parameters=self.find_unused_parameters
+                )
+
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
+        """Under torchrun, dev and test loaders get this rank's shard."""
+        sharded = stage != sb.Stage.TRAIN and not (
+            loader_kwargs.get("sampler") or loader_kwargs.get("batch_sampler")
+        )
+        sampler = shard_sampler(dataset) if sharded else None
+        if sampler is not None:
+            loader_kwargs = {**loader_kwargs, "sampler": sampler, "shuffle": False}
+        return super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
+
     def branch_layer_weights(self, name):
-        ssl = self.modules.ssl
+        ssl = self.ssl
         return ssl.layer_weights() if name is None else ssl.fusions[name].layer_weights()
 
     def compute_forward(self, batch, stage):
         """Waveforms -> ``{branch: logits (B, 2)}`` ordered [spoof, bonafide]."""
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
-        fused = self.modules.ssl(wavs, wav_lens)
+        fused = self.scoring_module("ssl", stage)(wavs, wav_lens)
+        head = self.scoring_module("head", stage)
         if self.multi_depth:
-            return {name: self.modules.head[name](*fused[name]) for name in self.branch_names}
-        return {None: self.modules.head(*fused)}
+            return head(fused)
+        return {None: head(*fused)}
+
+    def fit_batch(self, batch):
+        """SpeechBrain's training step; notes the trial ids with ``log_train_ids``."""
+        if getattr(self.hparams, "log_train_ids", False):
+            self.train_ids.extend(batch.id)
+        return super().fit_batch(batch)
 
     def compute_objectives(self, predictions, batch, stage):
         """Weighted cross-entropy summed over branches (their parameters are
@@ -158,31 +265,62 @@ class SpoofBrain(sb.Brain):
         self.optimizers_dict = {"opt_class": self.optimizer}
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("optimizer", self.optimizer)
+        # Last step before SpeechBrain resumes, once every recoverable is known:
+        # set aside the checkpoints a crash left half-written.
+        for checkpointer in [self.checkpointer, *self.branch_checkpointers.values()]:
+            if checkpointer is not None:
+                discard_incomplete_checkpoints(checkpointer)
 
     def on_stage_start(self, stage, epoch=None):
         """Starts fresh score collections for dev and test."""
         self.score_records = {name: [] for name in self.branch_names}
         self.branch_loss = {name: 0.0 for name in self.branch_names}
         self.n_scored_batches = 0
+        self.train_ids = []
+
+    def gather_stage_outputs(self):
+        """Gathers all ranks' dev/test outputs (a no-op in one process):
+        score records by trial id, each trial once; losses summed over all
+        ranks' batches. Subclasses with more outputs extend this."""
+        for name in self.branch_names:
+            self.score_records[name] = gather_unique(self.score_records[name], key=lambda r: r.utt_id)
+        *losses, n_batches = all_sum([self.branch_loss[n] for n in self.branch_names] + [self.n_scored_batches])
+        self.branch_loss = dict(zip(self.branch_names, losses))
+        self.n_scored_batches = int(n_batches)
+
+    def _write_train_ids(self, epoch):
+        rank = int(os.environ.get("RANK", 0))
+        path = os.path.join(self.hparams.output_folder, "train_ids", f"epoch{epoch}_rank{rank}.txt")
+        atomic_write_text(path, "".join(f"{utt_id}\n" for utt_id in self.train_ids))
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs, selects checkpoints, and writes test outputs."""
         if stage == sb.Stage.TRAIN:
-            self.train_loss = stage_loss
+            if getattr(self.hparams, "log_train_ids", False):
+                self._write_train_ids(epoch)
+            # The mean over ranks (each rank's loss is over its shard).
+            self.train_loss = all_sum([stage_loss])[0] / (self.world_size or 1)
             return
-        branch_metrics = {
-            name: {
-                "EER": 100 * self._records_eer(self.score_records[name]),
-                "loss": self.branch_loss[name] / max(self.n_scored_batches, 1),
+        self.gather_stage_outputs()
+        branch_metrics = None
+        if if_main_process():
+            branch_metrics = {
+                name: {
+                    "EER": 100 * self._records_eer(self.score_records[name]),
+                    "loss": self.branch_loss[name] / max(self.n_scored_batches, 1),
+                }
+                for name in self.branch_names
             }
-            for name in self.branch_names
-        }
         if stage == sb.Stage.VALID:
+            # Computed once, on rank 0; every rank decides from the same figures.
+            branch_metrics = ddp_broadcast(branch_metrics, src=0)
             self._log_epoch(epoch, branch_metrics)
             self._select_and_stop(epoch, branch_metrics)
-        else:
+            return
+        if if_main_process():
             for name in self.branch_names:
                 self._write_test_outputs(name, branch_metrics[name]["loss"])
+        ddp_barrier()
 
     def _log_epoch(self, epoch, branch_metrics):
         meta, valid = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}, {}
@@ -283,8 +421,8 @@ class SpoofBrain(sb.Brain):
         """The hparams that say how a result was made (depth of the branch)."""
         config = {key: getattr(self.hparams, key) for key in RUN_CONFIG_KEYS if hasattr(self.hparams, key)}
         if branch is not None:
-            config["n_layers"] = self.modules.ssl.fusions[branch].n_layers - int(
-                self.modules.ssl.encoder.include_cnn_output
+            config["n_layers"] = self.ssl.fusions[branch].n_layers - int(
+                self.ssl.encoder.include_cnn_output
             )
             config["multi_depth_run"] = self.hparams.n_layers
         return config

@@ -5,17 +5,23 @@ import sys
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
+from lobes.distributed import DEFAULT_TIMEOUT_S, check_split_sizes, init_distributed
+
 
 def load_recipe(argv=None):
     """Parses the command line, loads the YAML and creates the output folder.
 
     Returns ``(hparams, run_opts)``; SpeechBrain's own flags (``--device``,
-    ``--debug``, ``--precision``, ...) land in ``run_opts``.
+    ``--debug``, ``--precision``, ``--distributed_backend``, ...) land in
+    ``run_opts``. Under ``torchrun`` the process joins the job's process
+    group here (``lobes.distributed.init_distributed``, timeout
+    ``ddp_timeout`` seconds), after the launch options have been checked.
     """
     argv = sys.argv[1:] if argv is None else argv
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
+    init_distributed(run_opts, hparams.get("ddp_timeout", DEFAULT_TIMEOUT_S))
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
@@ -28,8 +34,10 @@ def train_and_test(brain_class, hparams, run_opts, datasets, test_sets):
     """Trains on ``datasets["train"]``, selects on ``"dev"``, scores ``test_sets``.
 
     A rerun resumes from the last checkpoint; a finished run only re-scores.
-    Returns the brain.
+    Under ``torchrun`` every split must give each rank a trial (checked
+    before training). Returns the brain.
     """
+    check_split_sizes(datasets)
     brain = brain_class(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],

@@ -489,9 +489,28 @@ def layerwise_ssl(source, n_layers, **kwargs):
     return LayerwiseSSL(source, n_layers=n_layers, **kwargs)
 
 
+class BranchHeads(nn.ModuleDict):
+    """One head per branch of a ``MultiDepthSSL``, called on all branches at once.
+
+    A module of its own (rather than a plain ``ModuleDict`` indexed by the
+    Brain) so that DDP, which only syncs gradients of modules called through
+    its wrapper, can wrap all the heads as one.
+
+    Example
+    -------
+    >>> heads = BranchHeads({"N1": nn.Linear(3, 2)})
+    >>> {name: out.shape for name, out in heads({"N1": (torch.zeros(4, 3),)}).items()}
+    {'N1': torch.Size([4, 2])}
+    """
+
+    def forward(self, branch_inputs):
+        """``{name: inputs tuple}`` -> ``{name: head(*inputs)}``."""
+        return {name: self[name](*inputs) for name, inputs in branch_inputs.items()}
+
+
 def head_per_depth(ssl, head_class, **kwargs):
-    """One head for a ``LayerwiseSSL``; a ``ModuleDict`` of heads, one per
-    depth, for a ``MultiDepthSSL``. ``head_class(ssl.output_size, **kwargs)``."""
+    """One head for a ``LayerwiseSSL``; ``BranchHeads``, one head per depth,
+    for a ``MultiDepthSSL``. ``head_class(ssl.output_size, **kwargs)``."""
     if isinstance(ssl, MultiDepthSSL):
-        return nn.ModuleDict({name: head_class(ssl.output_size, **kwargs) for name in ssl.fusions})
+        return BranchHeads({name: head_class(ssl.output_size, **kwargs) for name in ssl.fusions})
     return head_class(ssl.output_size, **kwargs)

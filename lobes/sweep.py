@@ -10,6 +10,12 @@ Finished runs are skipped; an interrupted run resumes from its checkpoint
 run training all depths on one encoder pass, in
 ``<root>/<recipe>/<ssl>/<head>/N<a>-<b>-.../seed<seed>/N<n>/``. Runs are
 sequential; a failed run is reported and the others still run.
+
+With ``--nproc_per_node K`` every run trains on K processes through
+``torchrun`` (give the backend after ``--``: ``--distributed_backend=gloo
+--device=cpu`` on CPU). For several nodes, start the same command on every
+node with its ``--node_rank`` and the shared ``--nnodes --rdzv_endpoint``;
+each run gets its own rendezvous id (``<rdzv_id>-<run index>``).
 """
 
 import argparse
@@ -36,6 +42,7 @@ class Run:
     depths: tuple
     seed: int
     folder: str
+    launcher: tuple = ()  # e.g. torchrun and its options; empty: one process
 
     @property
     def head(self):
@@ -61,7 +68,7 @@ class Run:
         recipe_dir = os.path.join(REPO, "recipes", self.recipe)
         n_layers = self.depths[0] if len(self.depths) == 1 else list(self.depths)
         return [
-            sys.executable,
+            *(self.launcher or (sys.executable,)),
             os.path.join(recipe_dir, "train.py"),
             os.path.join(recipe_dir, "hparams", self.hparams),
             f"--output_folder={self.folder}",
@@ -102,6 +109,35 @@ def plan_runs(recipe, hparams_files, ssl_sources, depths, seeds, root, multi_dep
         folder = os.path.join(root, recipe, ssl_name(ssl), head, depth_dir, f"seed{seed}")
         runs.append(Run(recipe, hparams, ssl, group, seed, folder))
     return runs
+
+
+def torchrun_launcher(nproc_per_node, nnodes=1, node_rank=None, rdzv_endpoint=None,
+                      rdzv_backend="c10d", rdzv_id=None):
+    """The ``torchrun`` prefix of a run's command, or ``()`` for one process.
+
+    Example
+    -------
+    >>> torchrun_launcher(1)
+    ()
+    >>> torchrun_launcher(2)[-2:]
+    ('--standalone', '--nproc_per_node=2')
+    >>> torchrun_launcher(4, nnodes=2, node_rank=1, rdzv_endpoint="node0:29500", rdzv_id="s-3")[-5:]
+    ('--nproc_per_node=4', '--nnodes=2', '--node_rank=1', '--rdzv_backend=c10d', '--rdzv_endpoint=node0:29500')
+    """
+    if nproc_per_node < 1 or nnodes < 1:
+        raise ValueError(f"--nproc_per_node and --nnodes must be at least 1, got {nproc_per_node} and {nnodes}")
+    if nproc_per_node == 1 and nnodes == 1:
+        return ()
+    prefix = (sys.executable, "-m", "torch.distributed.run")
+    if nnodes == 1:
+        return (*prefix, "--standalone", f"--nproc_per_node={nproc_per_node}")
+    if rdzv_endpoint is None or node_rank is None:
+        raise ValueError("--nnodes > 1 needs --node_rank and --rdzv_endpoint (host:port of node 0)")
+    options = [f"--nproc_per_node={nproc_per_node}", f"--nnodes={nnodes}", f"--node_rank={node_rank}",
+               f"--rdzv_backend={rdzv_backend}", f"--rdzv_endpoint={rdzv_endpoint}"]
+    if rdzv_id is not None:
+        options.insert(0, f"--rdzv_id={rdzv_id}")
+    return (*prefix, *options)
 
 
 def _epochs_logged(folder):
@@ -153,6 +189,13 @@ def parse_args(argv):
     parser.add_argument("--root", default="results/sweep")
     parser.add_argument("--multi_depth", action="store_true", help="train all depths on one encoder pass")
     parser.add_argument("--dry_run", action="store_true", help="list the runs and their state")
+    ddp = parser.add_argument_group("distributed (torchrun)")
+    ddp.add_argument("--nproc_per_node", type=int, default=1, help="processes (GPUs) per run and node")
+    ddp.add_argument("--nnodes", type=int, default=1)
+    ddp.add_argument("--node_rank", type=int)
+    ddp.add_argument("--rdzv_endpoint", help="host:port of node 0 (multi-node)")
+    ddp.add_argument("--rdzv_backend", default="c10d")
+    ddp.add_argument("--rdzv_id", default="lobes-sweep", help="prefix of each run's rendezvous id")
     if "--" in argv:
         split = argv.index("--")
         args = parser.parse_args(argv[:split])
@@ -172,6 +215,15 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     runs = plan_runs(args.recipe, args.hparams, args.ssl, args.n_layers, args.seeds, args.root, args.multi_depth)
+    try:
+        for index, run in enumerate(runs):
+            run.launcher = torchrun_launcher(
+                args.nproc_per_node, args.nnodes, args.node_rank, args.rdzv_endpoint,
+                args.rdzv_backend, f"{args.rdzv_id}-{index}",
+            )
+    except ValueError as err:
+        print(f"lobes.sweep: {err}", file=sys.stderr)
+        return 2
     epochs = _overrides_value(args.extra, "number_of_epochs")
     n_epochs = int(epochs) if epochs else None
     failed = []

@@ -32,6 +32,7 @@ from partialspoof_prepare import column_name, prepare_partialspoof  # noqa: E402
 
 from lobes.batching import SortedBatchSampler, padding_ratio, random_batches  # noqa: E402
 from lobes.brain import SpoofBrain  # noqa: E402
+from lobes.distributed import gather_unique  # noqa: E402
 from lobes.data import SAMPLE_RATE, make_datasets, manifest_paths  # noqa: E402
 from lobes.heads.frame import frame_scores, utterance_logits  # noqa: E402
 from lobes.metrics import compute_eer  # noqa: E402
@@ -52,17 +53,22 @@ SPLITS = ("train", "dev", "eval")
 class PartialSpoofBrain(SpoofBrain):
     """Utterance-level detection with length-sorted training batches.
 
-    A ``batch_sampler`` given in the train loader options is registered as
-    the train sampler, so that ``Brain.fit`` reshuffles its batch order every
-    epoch (``set_epoch``) reproducibly, also after resuming.
+    A ``SortedBatchSampler`` given in the train loader options is registered
+    as the train sampler, so that ``Brain.fit`` reshuffles its batch order
+    every epoch (``set_epoch``) reproducibly, also after resuming. Under
+    torchrun it is sharded by rank itself (``SortedBatchSampler.shard``)
+    rather than by SpeechBrain's ``DistributedSamplerWrapper``, which breaks
+    when a rank gets a single batch.
     """
 
-    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
+    def _train_loader_specifics(self, dataset, loader_kwargs):
         sampler = loader_kwargs.get("batch_sampler")
-        loader = super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
-        if stage == sb.Stage.TRAIN and hasattr(sampler, "set_epoch"):
-            self.train_sampler = sampler
-        return loader
+        if not isinstance(sampler, SortedBatchSampler):
+            return super()._train_loader_specifics(dataset, loader_kwargs)
+        if self.distributed_launch:
+            sampler.shard(int(os.environ["RANK"]), self.world_size)
+        self.train_sampler = sampler
+        return loader_kwargs
 
 
 class SegmentBrain(PartialSpoofBrain):
@@ -82,8 +88,8 @@ class SegmentBrain(PartialSpoofBrain):
             raise ValueError("the segment task trains one depth at a time: give n_layers a single value")
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
-        feats, feat_lens = self.modules.ssl(wavs, wav_lens)
-        return self.modules.head(feats, feat_lens), feat_lens
+        feats, feat_lens = self.scoring_module("ssl", stage)(wavs, wav_lens)
+        return self.scoring_module("head", stage)(feats, feat_lens), feat_lens
 
     def compute_objectives(self, predictions, batch, stage):
         """Frame plus utterance loss; collects frame and utterance scores."""
@@ -127,6 +133,11 @@ class SegmentBrain(PartialSpoofBrain):
     def on_stage_start(self, stage, epoch=None):
         super().on_stage_start(stage, epoch)
         self.frame_outputs = {}
+
+    def gather_stage_outputs(self):
+        """Also gathers every rank's frame scores (a no-op in one process)."""
+        super().gather_stage_outputs()
+        self.frame_outputs = dict(gather_unique(list(self.frame_outputs.items()), key=lambda item: item[0]))
 
     def test_metrics(self, records):
         """Adds segment EERs per resolution and writes segment score files."""

@@ -1,0 +1,315 @@
+"""Recipes under torchrun (two CPU processes, gloo): sharded training and
+scoring, every trial scored once, the same scores as one process, resuming
+after a kill, and clear errors for launches that cannot work."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import REPO, smoke_overrides
+from lobes.batching import SortedBatchSampler
+from lobes.distributed import _interleave_unique, check_launch, check_split_sizes
+from lobes.scores import read_scores
+from lobes.synthetic import make_synthetic_la
+
+sys.path.insert(0, os.path.join(REPO, "recipes", "PartialSpoof"))
+from synthetic_partialspoof import make_partialspoof_tree  # noqa: E402
+
+DDP = ("--distributed_backend=gloo", "--device=cpu", "--log_train_ids=True")
+
+
+def torchrun_command(dataset, hparams, *overrides, nproc=2):
+    recipe = os.path.join(REPO, "recipes", dataset)
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+        os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", hparams), *overrides,
+    ]
+
+
+def run(command, cwd, timeout=600):
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(command)} exited with {result.returncode}\n"
+            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+        )
+    return result.stdout + result.stderr
+
+
+def scores(path):
+    records = read_scores(path)
+    ids = [r.utt_id for r in records]
+    assert len(ids) == len(set(ids)), f"{path}: a trial scored twice"
+    return {r.utt_id: r.score for r in records}
+
+
+def assert_disjoint_train_ids(output, n_train):
+    """The two ranks trained on disjoint trials that together cover the set
+    (SpeechBrain's DistributedSampler pads at most one repeated trial a rank)."""
+    for epoch_file in sorted((output / "train_ids").glob("epoch*_rank0.txt")):
+        rank0 = epoch_file.read_text().split()
+        rank1 = (output / "train_ids" / epoch_file.name.replace("rank0", "rank1")).read_text().split()
+        assert rank0 and rank1
+        overlap = set(rank0) & set(rank1)
+        assert len(overlap) <= 1, f"{epoch_file.name}: both ranks trained on {sorted(overlap)}"
+        assert len(set(rank0) | set(rank1)) == n_train
+
+
+def rescore_single_process(dataset, hparams, output, cwd, *overrides):
+    """The finished run rescored by one process from the same checkpoint."""
+    recipe = os.path.join(REPO, "recipes", dataset)
+    command = [sys.executable, os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", hparams)]
+    run([*command, *overrides, "--device=cpu"], cwd)
+
+
+@pytest.fixture(scope="module")
+def la_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("la_ddp")
+    counts = {"train": 6, "dev": 4, "eval": 5}
+    make_synthetic_la(folder, counts, counts, seconds=(0.6, 1.2), seed=3)
+    return folder
+
+
+def test_asvspoof2019_two_processes(la_data, tiny_ssl, tmp_path):
+    output = tmp_path / "run"
+    overrides = smoke_overrides(la_data, tiny_ssl, output, "--number_of_epochs=2")
+    log = run(torchrun_command("ASVspoof2019", "ffn.yaml", *overrides, *DDP), tmp_path)
+    assert log.count("== eval: 10 trials") == 1  # rank 0 alone reports and writes
+    two = scores(output / "scores" / "eval.txt")
+    assert len(two) == 10
+    results = json.loads((output / "results.json").read_text())
+    assert results["test_sets"]["eval"]["n_trials"] == 10
+    assert_disjoint_train_ids(output, n_train=12)
+    assert sorted(os.listdir(output / "train_ids")) == [
+        f"epoch{e}_rank{r}.txt" for e in (1, 2) for r in (0, 1)
+    ]
+
+    rescore_single_process("ASVspoof2019", "ffn.yaml", output, tmp_path, *overrides)
+    one = scores(output / "scores" / "eval.txt")
+    assert one.keys() == two.keys()
+    assert max(abs(one[k] - two[k]) for k in one) <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def ps_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ps_ddp")
+    make_partialspoof_tree(folder, {"train": (3, 5), "dev": (2, 3), "eval": (2, 3)}, seconds=(0.4, 1.6), seed=1)
+    return folder
+
+
+def test_partialspoof_segments_two_processes(ps_data, tiny_ssl, tmp_path):
+    """Length-sorted batches sharded by rank; utterance and segment score
+    files hold every trial once and equal one process's."""
+    output = tmp_path / "seg"
+    overrides = (
+        f"--data_folder={ps_data}", f"--output_folder={output}", f"--ssl_source={tiny_ssl}",
+        "--n_layers=2", "--batch_size=2", "--num_workers=0", "--number_of_epochs=1",
+    )
+    run(torchrun_command("PartialSpoof", "segment.yaml", *overrides, *DDP), tmp_path)
+    assert_disjoint_train_ids(output, n_train=8)
+    two = {name: scores(output / "scores" / f"{name}.txt") for name in ("dev", "eval")}
+    assert len(two["dev"]) == 5 and len(two["eval"]) == 5
+    segments_two = (output / "scores" / "eval_segments_160ms.txt").read_text().splitlines()
+    results = json.loads((output / "results.json").read_text())
+    assert set(results["test_sets"]) == {"dev", "eval"}
+
+    rescore_single_process("PartialSpoof", "segment.yaml", output, tmp_path, *overrides)
+    for name in ("dev", "eval"):
+        one = scores(output / "scores" / f"{name}.txt")
+        assert one.keys() == two[name].keys()
+        assert max(abs(one[k] - two[name][k]) for k in one) <= 1e-5
+    segments_one = (output / "scores" / "eval_segments_160ms.txt").read_text().splitlines()
+    assert sorted(line.split()[:2] for line in segments_one) == sorted(line.split()[:2] for line in segments_two)
+
+
+def rank_pids(parent_pid):
+    """{rank: pid} of the workers a torchrun process started."""
+    pids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fin:
+                env = dict(v.split(b"=", 1) for v in fin.read().split(b"\0") if b"=" in v)
+            with open(f"/proc/{entry}/stat") as fin:
+                ppid = int(fin.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if ppid == parent_pid and b"RANK" in env:
+            pids[int(env[b"RANK"])] = int(entry)
+    return pids
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_dead_rank_fails_the_job_then_rerun_resumes(la_data, tiny_ssl, tmp_path):
+    """kill -9 of one rank ends the whole job (no hang); the same command then
+    resumes from the last checkpoint and finishes, multi-depth included."""
+    output = tmp_path / "run"
+    overrides = smoke_overrides(la_data, tiny_ssl, output, "--number_of_epochs=30", n_layers="[1,2]")
+    command = torchrun_command("ASVspoof2019", "ffn.yaml", *overrides, *DDP)
+    job = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    try:
+        wait_for(lambda: (output / "train_log.txt").is_file() and "epoch: 2" in (output / "train_log.txt").read_text(),
+                 300, "two epochs")
+        pids = rank_pids(job.pid)
+        assert set(pids) == {0, 1}, pids
+        os.kill(pids[1], signal.SIGKILL)
+        job.wait(timeout=120)  # torchrun stops the surviving rank
+        assert job.returncode != 0
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    logged_before = (output / "train_log.txt").read_text().count("epoch:")
+    saved = [yaml.safe_load(meta.read_text())["epoch"] for meta in (output / "save").glob("CKPT*/CKPT.yaml")]
+    assert saved and logged_before < 30
+
+    run(command, tmp_path)  # the same command again
+    log = (output / "train_log.txt").read_text().splitlines()
+    epochs = [int(line.split("epoch: ")[1].split(",")[0]) for line in log if line.startswith("epoch:")]
+    resumed = epochs[logged_before:]
+    # Resumed after the last saved epoch (not from scratch), epoch by epoch.
+    assert resumed[0] == max(saved) + 1 and resumed == list(range(resumed[0], resumed[-1] + 1)), epochs
+    for depth in ("N1", "N2"):
+        assert len(scores(output / depth / "scores" / "eval.txt")) == 10
+
+
+@pytest.mark.parametrize("n_items, batch_size, padded_batches", [(23, 4, 0), (23, 5, 1)])
+def test_sorted_batches_are_sharded_disjointly(n_items, batch_size, padded_batches):
+    lengths = [float(i % 7) for i in range(n_items)]
+    shards = [SortedBatchSampler(lengths, batch_size, seed=5).shard(rank, 3) for rank in range(3)]
+    for epoch in (0, 1):
+        for shard in shards:
+            shard.set_epoch(epoch)
+        batches = [list(shard) for shard in shards]
+        assert len({len(b) for b in batches}) == 1  # every rank as many batches
+        flat = [tuple(batch) for rank_batches in batches for batch in rank_batches]
+        assert {i for batch in flat for i in batch} == set(range(n_items))
+        assert len(flat) - len(set(flat)) == padded_batches
+    again = SortedBatchSampler(lengths, batch_size, seed=5).shard(1, 3)
+    again.set_epoch(1)
+    assert list(again) == batches[1]  # reproducible per epoch (resuming keeps the order)
+
+
+def test_gathered_records_keep_dataset_order_and_drop_padding():
+    # DistributedSampler(shuffle=False) over 5 trials and 2 ranks: [0, 2, 4], [1, 3, 0].
+    assert _interleave_unique([[0, 2, 4], [1, 3, 0]], key=lambda x: x) == [0, 1, 2, 3, 4]
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    def launch(world_size, local_world_size=None):
+        monkeypatch.setenv("RANK", "0")
+        monkeypatch.setenv("LOCAL_RANK", "0")
+        monkeypatch.setenv("WORLD_SIZE", str(world_size))
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world_size or world_size))
+    return launch
+
+
+def test_nccl_without_gpu_is_refused(launched):
+    launched(2)
+    with pytest.raises(ValueError, match="--distributed_backend=nccl needs GPUs"):
+        check_launch({"distributed_backend": "nccl", "device": "cuda:0"})
+    with pytest.raises(ValueError, match="--distributed_backend=mpi: use one of"):
+        check_launch({"distributed_backend": "mpi", "device": "cpu"})
+
+
+def test_more_ranks_than_gpus_is_refused(launched, monkeypatch):
+    import torch
+
+    launched(4)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match="--nproc_per_node=4 ranks on this node but only 2 GPU"):
+        check_launch({"distributed_backend": "nccl", "device": "cuda:0"})
+
+
+def test_world_larger_than_a_split_is_refused(launched):
+    launched(4)
+    with pytest.raises(ValueError, match="split 'eval' holds 3 trials, fewer than the 4 ranks"):
+        check_split_sizes({"train": list(range(10)), "eval": [1, 2, 3]})
+
+
+def test_refused_launch_fails_before_training(la_data, tiny_ssl, tmp_path):
+    """A real torchrun with nccl on a machine without GPUs: a clear error, no training."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has GPUs: nccl is a valid choice here")
+    output = tmp_path / "run"
+    command = torchrun_command(
+        "ASVspoof2019", "ffn.yaml", *smoke_overrides(la_data, tiny_ssl, output), "--distributed_backend=nccl"
+    )
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "--distributed_backend=nccl needs GPUs" in result.stdout + result.stderr
+    assert not list((output / "save").glob("CKPT*"))  # no training happened
+
+
+def test_sweep_trains_each_setting_on_two_processes(la_data, tiny_ssl, tmp_path):
+    root = tmp_path / "sweep"
+    args = [
+        sys.executable, "-m", "lobes.sweep", "--recipe", "ASVspoof2019", "--ssl", tiny_ssl,
+        "--n_layers", "1", "2", "--multi_depth", "--nproc_per_node", "2", "--root", str(root), "--",
+        f"--data_folder={la_data}", "--number_of_epochs=1", "--batch_size=4", "--max_samples=16000",
+        "--num_workers=0", *DDP,
+    ]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = (root / "ASVspoof2019").glob("*/ffn/N1-2/seed1")
+    for depth in ("N1", "N2"):
+        assert len(scores(run / depth / "scores" / "eval.txt")) == 10
+    assert (run / "train_ids" / "epoch1_rank1.txt").is_file()  # it ran on two ranks
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert "(done)" in again.stdout  # resumable: a finished setting is skipped
+
+
+def test_sweep_refuses_multi_node_without_rendezvous(tiny_ssl):
+    result = subprocess.run(
+        [sys.executable, "-m", "lobes.sweep", "--recipe", "ASVspoof2019", "--ssl", tiny_ssl,
+         "--n_layers", "1", "--nproc_per_node", "2", "--nnodes", "2", "--dry_run"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "--nnodes > 1 needs --node_rank and --rdzv_endpoint" in result.stderr
+
+
+def test_half_written_checkpoints_are_set_aside(tmp_path):
+    """A kill while saving leaves a checkpoint with a missing or truncated
+    parameter file; resuming skips it instead of failing to load it."""
+    import torch
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    from lobes.brain import discard_incomplete_checkpoints
+
+    model = torch.nn.Linear(2, 2)
+    checkpointer = Checkpointer(tmp_path / "save", recoverables={"model": model})
+    good = checkpointer.save_checkpoint(meta={"epoch": 1})
+    truncated = checkpointer.save_checkpoint(meta={"epoch": 2})
+    data = (truncated.path / "model.ckpt").read_bytes()
+    (truncated.path / "model.ckpt").write_bytes(data[: len(data) // 2])
+    optimizer = torch.optim.Adam(model.parameters())
+    checkpointer.add_recoverable("optimizer", optimizer)
+    torch.save(optimizer.state_dict(), good.path / "optimizer.ckpt")
+    missing = checkpointer.save_checkpoint(meta={"epoch": 3})
+    (missing.path / "optimizer.ckpt").unlink()
+
+    discard_incomplete_checkpoints(checkpointer)
+    assert [c.meta["epoch"] for c in checkpointer.list_checkpoints()] == [1]
+    assert sorted(p.name for p in (tmp_path / "save").glob("incomplete-CKPT*")) == sorted(
+        "incomplete-" + c.path.name for c in (truncated, missing)
+    )
+    assert checkpointer.recover_if_possible().meta["epoch"] == 1
