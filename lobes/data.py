@@ -1,5 +1,6 @@
 """Data pipeline pieces shared by the recipes: audio, crops, labels, datasets."""
 
+import logging
 import os
 
 import soundfile as sf
@@ -11,6 +12,7 @@ from lobes.augment import build_augmenter
 # Fixed, never learned from data order: logits and targets are [spoof, bonafide].
 LABELS = {"spoof": 0, "bonafide": 1}
 SAMPLE_RATE = 16000
+logger = logging.getLogger(__name__)
 CROP_MODES = ("first", "random", "full")
 
 
@@ -172,6 +174,9 @@ def make_datasets(hparams, splits=("train", "dev", "eval")):
     """
     augmenter = build_augmenter(hparams.get("augment"))
     augmented = {"train", "dev"} if augmenter is not None and augmenter.dev else {"train"}
+    if augmenter is not None:
+        present = [name for name in manifest_paths(hparams, splits) if name in augmented]
+        logger.info("augmenting %s: %s", ", ".join(present), augmenter.describe())
     datasets = {}
     for name, manifest in manifest_paths(hparams, splits).items():
         mode = hparams["train_crop"] if name == "train" else hparams["eval_crop"]

@@ -86,6 +86,11 @@ class UtteranceAugmenter:
         self.position = position
         self._rng, self._rng_key = None, None
 
+    def describe(self):
+        """One line for the log, e.g. ``rawboost p=1.0, codec p=0.5 (before_crop)``."""
+        methods = ", ".join(f"{name} p={probability}" for name, probability, _ in self.methods)
+        return f"{methods} ({self.position})"
+
     @property
     def min_samples(self):
         """Shortest clip every method accepts."""

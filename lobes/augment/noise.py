@@ -60,10 +60,17 @@ def check_audio_list(path, sample_rate, option):
     return count
 
 
-def _seeded(module_call, rng):
-    """Runs a SpeechBrain augmentation with torch draws seeded from ``rng``."""
+def _seeded(module, iterator_name, module_call, rng):
+    """Runs a SpeechBrain augmentation with torch draws seeded from ``rng``.
+
+    Its file iterator is restarted under the seed, so that the file, like the
+    SNR and offset, depends on ``rng`` alone, not on earlier calls
+    (``noise_data`` / ``rir_data`` are the iterators of speechbrain 1.1).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(rng.integers(2**63)))
+        if hasattr(module, "data_loader"):
+            setattr(module, iterator_name, iter(module.data_loader))
         return module_call()
 
 
@@ -90,7 +97,8 @@ class NoiseFromList:
 
     def __call__(self, x, rng):
         wav = torch.as_tensor(np.asarray(x, dtype=np.float32))[None]
-        return _seeded(lambda: self.add_noise(wav, torch.ones(1)), rng)[0].numpy()
+        out = _seeded(self.add_noise, "noise_data", lambda: self.add_noise(wav, torch.ones(1)), rng)
+        return out[0].numpy()
 
 
 class ReverbFromList:
@@ -105,4 +113,4 @@ class ReverbFromList:
 
     def __call__(self, x, rng):
         wav = torch.as_tensor(np.asarray(x, dtype=np.float32))[None]
-        return _seeded(lambda: self.add_reverb(wav), rng)[0].numpy()
+        return _seeded(self.add_reverb, "rir_data", lambda: self.add_reverb(wav), rng)[0].numpy()
