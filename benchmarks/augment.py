@@ -16,8 +16,9 @@ RawBoost mode, 20x per codec, so that a few DataLoader workers keep a GPU fed.
 
 import os
 
-for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ[_name] = "1"  # before numpy/torch load their thread pools
+if __name__ == "__main__":  # not when a test imports it: the env would leak
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_name] = "1"  # before numpy/torch load their thread pools
 
 import argparse  # noqa: E402
 import re  # noqa: E402
