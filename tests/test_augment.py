@@ -131,6 +131,9 @@ def test_rawboost_published_defaults_and_overrides():
     assert DEFAULTS["nBands"] == 5 and DEFAULTS["P"] == 10 and DEFAULTS["SNRmax"] == 40
     assert RawBoost(3, SNRmin=5, SNRmax=6).params["SNRmin"] == 5
     assert check_params({"maxF": 12000}, 8000)["maxF"] == 4000  # clamped to Nyquist
+    # from a YAML block
+    (_, _, boost), = build_augmenter({"rawboost": {"p": 1.0, "mode": 3, "SNRmin": 5}}).methods
+    assert boost.mode == 3 and boost.params["SNRmin"] == 5 and boost.params["nBands"] == 5
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -3,16 +3,18 @@
 SpeechBrain's ``Augmenter`` works on a batch on the training device and draws
 once per batch whether to augment; here each method has its own probability,
 drawn per utterance inside the data pipeline, i.e. in the DataLoader workers
-(CPU codecs and filters never stall the GPU, and a batch mixes clean and
-augmented utterances as in SSL-AASIST).
+(CPU codecs and filters never stall the GPU, and with p < 1 a batch mixes
+clean and augmented utterances).
 
 Reproducibility: each process draws from a NumPy generator seeded with
 ``torch.initial_seed()``, which PyTorch sets in every DataLoader worker from
 the run's seeded generator (a new value per worker and per epoch), and which
 is the YAML ``seed`` in the main process (``num_workers: 0``; one stream then
-runs through the epochs). The same seed, ``num_workers`` and batch order thus
-give the same augmentations.
+runs through the epochs), mixed with the DDP rank (``RANK``). The same seed,
+``num_workers`` and batch order thus give the same augmentations.
 """
+
+import os
 
 import numpy as np
 import torch
@@ -101,7 +103,9 @@ class UtteranceAugmenter:
         (a new DataLoader worker or epoch)."""
         key = torch.initial_seed()
         if key != self._rng_key:
-            self._rng, self._rng_key = np.random.default_rng([SALT, key]), key
+            # The rank keeps identically seeded DDP processes apart.
+            rank = int(os.environ.get("RANK", 0))
+            self._rng, self._rng_key = np.random.default_rng([SALT, rank, key]), key
         return self._rng
 
     def __call__(self, wav, source=""):
