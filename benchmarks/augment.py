@@ -60,7 +60,7 @@ def synthetic_lists(folder):
         sf.write(noises[-1], 0.1 * rng.standard_normal(10 * SAMPLE_RATE), SAMPLE_RATE)
         rir = np.zeros(SAMPLE_RATE // 2)
         rir[50] = 1.0
-        rir[51:] = 0.3 * rng.standard_normal(rir.size - 51) * np.exp(-np.arange(rir.size - 51) / 1500)
+        rir[51:] = 0.1 * rng.standard_normal(rir.size - 51) * np.exp(-np.arange(rir.size - 51) / 1500)
         rirs.append(os.path.join(folder, f"rir{i}.wav"))
         sf.write(rirs[-1], rir, SAMPLE_RATE)
     noise_csv, rirs_csv = os.path.join(folder, "noise.csv"), os.path.join(folder, "rirs.csv")

@@ -230,7 +230,7 @@ def corpora(tmp_path_factory):
     for i in range(2):
         rir = np.zeros(2000)
         rir[40] = 1.0
-        rir[41:] = 0.3 * rng.standard_normal(1959) * np.exp(-np.arange(1959) / 300)
+        rir[41:] = 0.1 * rng.standard_normal(1959) * np.exp(-np.arange(1959) / 300)  # direct path dominates
         sf.write(room / f"r{i}.wav", rir, SR)
     musan_list(str(root / "musan"), str(root / "noise.csv"))
     rirs_list(str(root / "RIRS_NOISES"), str(root / "rirs.csv"))
@@ -251,7 +251,8 @@ def test_noise_from_list(corpora):
     y = loud(x, np.random.default_rng(0))
     assert y.shape == x.shape and np.all(np.isfinite(y))
     np.testing.assert_array_equal(y, loud(x, np.random.default_rng(0)))
-    assert not np.array_equal(y, loud(x, np.random.default_rng(1)))
+    # the file is drawn from the generator: several seeds, several noises
+    assert len({loud(x, np.random.default_rng(seed)).tobytes() for seed in range(8)}) > 1
     assert np.corrcoef(x, y)[0, 1] < 0.9
     assert np.corrcoef(x, quiet(x, np.random.default_rng(0)))[0, 1] > 0.99
 

@@ -63,14 +63,23 @@ def check_audio_list(path, sample_rate, option):
 def _seeded(module, iterator_name, module_call, rng):
     """Runs a SpeechBrain augmentation with torch draws seeded from ``rng``.
 
-    Its file iterator is restarted under the seed, so that the file, like the
-    SNR and offset, depends on ``rng`` alone, not on earlier calls
-    (``noise_data`` / ``rir_data`` are the iterators of speechbrain 1.1).
+    Its file iterator is restarted on a permutation drawn from ``rng``, so
+    that the file, like the SNR and offset, depends on ``rng`` alone, not on
+    earlier calls. (SpeechBrain shuffles the list with a
+    ``ReproducibleRandomSampler`` of fixed seed: left alone, every worker would
+    walk the files in the same order. ``data_loader`` and ``noise_data`` /
+    ``rir_data`` are the attributes of speechbrain 1.1.)
     """
+    seed, epoch = int(rng.integers(2**63)), int(rng.integers(2**31))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(rng.integers(2**63)))
-        if hasattr(module, "data_loader"):
-            setattr(module, iterator_name, iter(module.data_loader))
+        if not hasattr(module, "data_loader"):
+            torch.manual_seed(seed)
+            module_call()  # its first call builds the file loader
+        loader = module.data_loader
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        setattr(module, iterator_name, iter(loader))
+        torch.manual_seed(seed)
         return module_call()
 
 
