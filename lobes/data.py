@@ -1,14 +1,18 @@
 """Data pipeline pieces shared by the recipes: audio, crops, labels, datasets."""
 
+import logging
 import os
 
 import soundfile as sf
 import speechbrain as sb
 import torch
 
+from lobes.augment import build_augmenter
+
 # Fixed, never learned from data order: logits and targets are [spoof, bonafide].
 LABELS = {"spoof": 0, "bonafide": 1}
 SAMPLE_RATE = 16000
+logger = logging.getLogger(__name__)
 CROP_MODES = ("first", "random", "full")
 
 
@@ -81,7 +85,7 @@ def label_to_index(label, utt_id=""):
         ) from None
 
 
-def make_dataset(manifest, crop_mode, n_samples, sample_rate=SAMPLE_RATE):
+def make_dataset(manifest, crop_mode, n_samples, sample_rate=SAMPLE_RATE, augmenter=None):
     """A ``DynamicItemDataset`` over a manifest CSV with the shared pipelines.
 
     The manifest needs the columns ``ID``, ``wav``, ``label``, ``attack``.
@@ -97,13 +101,24 @@ def make_dataset(manifest, crop_mode, n_samples, sample_rate=SAMPLE_RATE):
         Crop length in samples.
     sample_rate : int
         Expected sample rate of every file.
+    augmenter : lobes.augment.UtteranceAugmenter, optional
+        Applied to every utterance as it is loaded (so in the DataLoader
+        workers), before or after the crop as its ``position`` says.
     """
     dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=manifest)
+    if augmenter is not None:
+        check_augmentable(dataset, manifest, augmenter, crop_mode, n_samples, sample_rate)
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def audio_pipeline(wav):
-        return crop_or_tile(load_audio(wav, sample_rate), n_samples, crop_mode)
+        sig = load_audio(wav, sample_rate)
+        if augmenter is not None and augmenter.position == "before_crop":
+            sig = augmenter(sig, source=wav)
+        sig = crop_or_tile(sig, n_samples, crop_mode)
+        if augmenter is not None and augmenter.position == "after_crop":
+            sig = augmenter(sig, source=wav)
+        return sig
 
     @sb.utils.data_pipeline.takes("id", "label")
     @sb.utils.data_pipeline.provides("label_index", "key")
@@ -115,6 +130,29 @@ def make_dataset(manifest, crop_mode, n_samples, sample_rate=SAMPLE_RATE):
     sb.dataio.dataset.add_dynamic_item([dataset], label_pipeline)
     sb.dataio.dataset.set_output_keys([dataset], ["id", "sig", "label_index", "key", "attack"])
     return dataset
+
+
+def check_augmentable(dataset, manifest, augmenter, crop_mode, n_samples, sample_rate):
+    """Start-up check that every clip the augmenter will see is long enough
+    for it (RawBoost's notch filters), from the manifest's durations."""
+    shortest = augmenter.min_samples
+    if shortest <= 1:
+        return
+    if augmenter.position == "after_crop" and crop_mode != "full":
+        if n_samples < shortest:
+            raise ValueError(
+                f"max_samples={n_samples} is shorter than augment.rawboost's longest notch "
+                f"filter ({shortest} taps): lower rawboost nBands/maxCoeff or crop longer"
+            )
+        return
+    for utt_id in dataset.data_ids:
+        row = dataset.data[utt_id]
+        if "duration" in row and round(float(row["duration"]) * sample_rate) < shortest:
+            raise ValueError(
+                f"{manifest}: utterance {utt_id} ({row['wav']}, {row['duration']} s) is shorter "
+                f"than augment.rawboost's longest notch filter ({shortest} taps); use "
+                f"augment.position: after_crop or lower rawboost nBands/maxCoeff"
+            )
 
 
 def manifest_paths(hparams, splits):
@@ -131,10 +169,20 @@ def make_datasets(hparams, splits=("train", "dev", "eval")):
 
     The ``train`` dataset uses ``hparams["train_crop"]``; the others use
     ``hparams["eval_crop"]``. Crop length is ``hparams["max_samples"]``.
+    The YAML's ``augment:`` block (``lobes.augment``), checked here, acts on
+    ``train``, and on ``dev`` when it says ``dev: True``; never on test sets.
     """
+    augmenter = build_augmenter(hparams.get("augment"))
+    augmented = {"train", "dev"} if augmenter is not None and augmenter.dev else {"train"}
+    if augmenter is not None:
+        present = [name for name in manifest_paths(hparams, splits) if name in augmented]
+        logger.info("augmenting %s: %s", ", ".join(present), augmenter.describe())
     datasets = {}
     for name, manifest in manifest_paths(hparams, splits).items():
         mode = hparams["train_crop"] if name == "train" else hparams["eval_crop"]
-        datasets[name] = make_dataset(manifest, mode, hparams["max_samples"])
+        datasets[name] = make_dataset(
+            manifest, mode, hparams["max_samples"],
+            augmenter=augmenter if name in augmented else None,
+        )
     return datasets
 

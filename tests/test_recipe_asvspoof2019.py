@@ -90,3 +90,19 @@ def test_debug_mode_runs_two_short_epochs(la_data, tiny_ssl, tmp_path, run_recip
     log = run_recipe("ASVspoof2019", "aasist.yaml", tmp_path, *smoke_overrides(la_data, tiny_ssl, output, "--debug"))
     assert "Going into epoch 2" in log
     assert len(read_scores(output / "scores" / "eval.txt")) > 0
+
+
+def test_ssl_aasist_setting_with_augmentation(la_data, tiny_ssl, tmp_path, run_recipe):
+    """aasist_rawboost.yaml (RawBoost mode 5 on train and dev) plus codec
+    round trips on half the utterances, with a tiny fine-tuned SSL."""
+    output = tmp_path / "run"
+    log = run_recipe(
+        "ASVspoof2019", "aasist_rawboost.yaml", tmp_path,
+        *smoke_overrides(la_data, tiny_ssl, output, "--number_of_epochs=1",
+                         "--augment={codec: {p: 0.5}}"),
+    )
+    assert "augmenting train, dev: rawboost p=1.0, codec p=0.5 (before_crop)" in log
+    assert len(read_scores(output / "scores" / "eval.txt")) == 2 * COUNTS["eval"]
+    results = json.loads((output / "results.json").read_text())
+    assert results["config"]["freeze_ssl"] is False
+    assert 0.0 <= results["test_sets"]["eval"]["eer"] <= 100.0
