@@ -45,6 +45,7 @@ RUN_CONFIG_KEYS = (
     "selection_metric",
     "pooling",
     "fusion_norm",
+    "augment",
 )
 
 
