@@ -53,7 +53,7 @@ def layer_weights_figure(weights, title="Layer weights"):
     [1, 2, 3]
     """
     weights = [float(w) for w in weights]
-    width = max(3.5, 0.45 * len(weights) + 1.8)
+    width = max(4.8, 0.45 * len(weights) + 3.2)  # room for the legend beside the axes
     fig, ax = plt.subplots(figsize=(width, 3.0), layout="constrained")
     layers = list(range(1, len(weights) + 1))
     bars = ax.bar(layers, weights, color="tab:blue")
@@ -164,21 +164,27 @@ def eer_vs_depth_figure(curves, title, reference=None):
     >>> [float(t) for t in fig.axes[0].get_xticks()]
     [1.0, 2.0]
     """
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), layout="constrained")
+    n_entries = len(curves) + len(reference or {})
+    # The legend goes below the axes (long SSL names would squeeze them
+    # sideways): two entries a row, each row about 0.25 inch.
+    fig, ax = plt.subplots(figsize=(5.5, 3.4 + 0.25 * ((n_entries + 1) // 2)), layout="constrained")
     depths = set()
-    colours = {}
+    colours, handles = {}, []
     for name, points in curves.items():
         depth, mean, std = zip(*sorted(points))
         depths.update(depth)
         line = ax.errorbar(depth, mean, yerr=std, marker="o", capsize=3, label=name)
         colours[name] = line.lines[0].get_color()
+        handles.append(line)
     for name, points in (reference or {}).items():
         depth, eer = zip(*sorted(points))
         depths.update(depth)
-        ax.plot(depth, eer, linestyle="--", marker="x", color=colours.get(name), label=f"{name} (paper)")
+        (line,) = ax.plot(depth, eer, linestyle="--", marker="x", color=colours.get(name), label=f"{name} (paper)")
+        handles.append(line)
     ax.set_xticks(sorted(depths))
     ax.set_xlabel("N (transformer layers kept)")
     ax.set_ylabel("EER (%)")
     ax.set_title(wrapped(title, 5.5), fontsize="medium")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    # Ours, then the paper's, in the order given (column by column).
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize="small")
     return fig
