@@ -7,6 +7,8 @@ setup(
     version="0.1.0",
     description="Truncated layer-wise SSL countermeasures for audio deepfake detection (SpeechBrain recipes)",
     packages=find_packages(include=["lobes", "lobes.*"]),
+    # The paper's published EER tables (lobes.paper, lobes.aggregate).
+    package_data={"lobes": ["data/paper_results.json"]},
     python_requires=">=3.10,<3.13",
     # Tested together: torch 2.14.1 + torchaudio 2.11.0, speechbrain 1.1.2,
     # transformers 5.23. torch 2.13 CPU does not import with PyPI's torchaudio.

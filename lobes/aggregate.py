@@ -6,10 +6,15 @@ Writes, from every ``results.json`` below the folder (partial sweeps too):
 
 - ``eer_table.md`` and ``eer_table.csv``: rows SSL x head x N, one column per
   dataset and test set, mean and standard deviation of the EER (%) over
-  seeds; cells without runs stay empty ("-"), never 0;
-- ``heatmap_<ssl>_<head>_N<n>.png``: min-max normalised layer weights, one
-  row per training dataset plus an AVERAGE row (as the paper's figures);
-- ``eer_vs_depth_<dataset>_<test set>.png``: EER against N per SSL and head.
+  seeds; cells without runs stay empty ("-"), never 0. Where the paper
+  reports the same SSL, head, N and dataset (``lobes.paper``, bundled), its
+  mean EER and our difference to it stand beside the cell;
+- ``heatmap_<ssl>_<head>_N<n>.png``: the mean learned layer weights, one row
+  per training dataset (plus an AVERAGE row when there are several), in
+  weight units; ``--heatmap_normalise minmax`` rescales each row to [0, 1]
+  as the paper's figures do (the colour bar says which);
+- ``eer_vs_depth_<dataset>_<test set>.png``: EER against N per SSL and head,
+  with the paper's values dashed where it has them.
 """
 
 import argparse
@@ -21,7 +26,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from lobes.plots import plt
+from lobes.paper import paper_eer
+from lobes.plots import eer_vs_depth_figure, heatmap_figure, min_max, save_figure
 from lobes.scores import atomic_write_text
 from lobes.sweep import ssl_name
 
@@ -114,100 +120,118 @@ def mean_std(values):
     return float(array.mean()), std
 
 
+def paper_cell(row, column):
+    """The paper's mean EER for a (ssl, head, N) row and (dataset, test set) column, or None."""
+    return paper_eer(row[0], row[1], row[2], column[0], column[1])
+
+
 def format_markdown(rows, columns, cells):
-    """The EER table as Markdown: ``mean ± std (n)`` or ``-``."""
+    """The EER table as Markdown: ``mean ± std (n)`` or ``-``, and where the
+    paper has the cell, ``; paper p (Δ d)``.
+
+    Example
+    -------
+    >>> rows, columns, cells = [("wavlm-large", "aasist", 10)], [("CtrSVDD", "eval")], {
+    ...     (("wavlm-large", "aasist", 10), ("CtrSVDD", "eval")): [11.0, 12.0]}
+    >>> print(format_markdown(rows, columns, cells).splitlines()[2])
+    | wavlm-large | aasist | 10 | 11.50 ± 0.71 (2); paper 10.52 (Δ +0.98) |
+    """
     header = ["SSL", "head", "N"] + [f"{d} {t}" for d, t in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells_text = []
         for column in columns:
             values = cells.get((row, column))
+            paper = paper_cell(row, column)
             if not values:
-                cells_text.append(MISSING)
+                cells_text.append(MISSING if paper is None else f"{MISSING}; paper {paper:.2f}")
                 continue
             mean, std = mean_std(values)
-            cells_text.append(f"{mean:.2f} ± {std:.2f} ({len(values)})")
+            text = f"{mean:.2f} ± {std:.2f} ({len(values)})"
+            if paper is not None:
+                text += f"; paper {paper:.2f} (Δ {mean - paper:+.2f})"
+            cells_text.append(text)
         lines.append("| " + " | ".join([row[0], row[1], str(row[2])] + cells_text) + " |")
+    lines.append("")
+    lines.append(
+        "EER %, mean ± standard deviation over seeds (number of seeds). paper: mean EER of "
+        "El Kheir et al. (Findings of NAACL 2025, arXiv 2502.03559) for the same SSL, head, N and "
+        "dataset; Δ = ours - paper. The paper does not say which SceneFake test set it reports, "
+        "nor whether its CtrSVDD EER excludes A14 and acesinger."
+    )
     return "\n".join(lines) + "\n"
 
 
 def write_csv(path, rows, columns, cells):
-    """The EER table as CSV: mean, std and number of seeds per column."""
+    """The EER table as CSV: mean, std and number of seeds per column, and
+    the paper's mean EER and our difference to it (empty where it has none)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as fout:
         writer = csv.writer(fout)
         header = ["ssl", "head", "n_layers"]
         for dataset, test_set in columns:
-            header += [f"{dataset}/{test_set}/{k}" for k in ("eer_mean", "eer_std", "n_seeds")]
+            header += [
+                f"{dataset}/{test_set}/{k}"
+                for k in ("eer_mean", "eer_std", "n_seeds", "paper_eer_mean", "diff_vs_paper")
+            ]
         writer.writerow(header)
         for row in rows:
             line = list(row)
             for column in columns:
                 values = cells.get((row, column))
+                paper = paper_cell(row, column)
+                paper_text = "" if paper is None else f"{paper:.2f}"
                 if values:
                     mean, std = mean_std(values)
-                    line += [f"{mean:.4f}", f"{std:.4f}", len(values)]
+                    diff = "" if paper is None else f"{mean - paper:.4f}"
+                    line += [f"{mean:.4f}", f"{std:.4f}", len(values), paper_text, diff]
                 else:
-                    line += ["", "", 0]
+                    line += ["", "", 0, paper_text, ""]
             writer.writerow(line)
 
 
-def min_max(vector):
-    """Scales to [0, 1]; a constant vector becomes all zeros."""
-    vector = np.asarray(vector, dtype=float)
-    span = vector.max() - vector.min()
-    return (vector - vector.min()) / span if span > 0 else np.zeros_like(vector)
+def heatmap_rows(records, ssl, head, n_layers, normalise="none"):
+    """Dataset -> mean layer weights over seeds, plus ``AVERAGE`` (the mean
+    over datasets) when there are several. With ``normalise="minmax"`` each
+    dataset's row is min-max normalised first, as in the paper's figures.
 
-
-def heatmap_rows(records, ssl, head, n_layers):
-    """Dataset -> min-max normalised mean layer weights, plus ``AVERAGE``."""
+    Example
+    -------
+    >>> recs = [{"dataset": d, "ssl": "s", "head": "ffn", "n_layers": 2, "layer_weights": w}
+    ...         for d, w in (("A", [0.4, 0.6]), ("B", [0.5, 0.5]))]
+    >>> {k: v.tolist() for k, v in heatmap_rows(recs, "s", "ffn", 2).items()}
+    {'A': [0.4, 0.6], 'B': [0.5, 0.5], 'AVERAGE': [0.45, 0.55]}
+    """
     by_dataset = defaultdict(list)
     for record in records:
         if (record["ssl"], record["head"], record["n_layers"]) == (ssl, head, n_layers):
             by_dataset[record["dataset"]].append(record["layer_weights"])
-    rows = {d: min_max(np.mean(w, axis=0)) for d, w in sorted(by_dataset.items())}
-    if rows:
+    scale = min_max if normalise == "minmax" else np.asarray
+    rows = {d: scale(np.mean(w, axis=0)) for d, w in sorted(by_dataset.items())}
+    if len(rows) > 1:
         rows["AVERAGE"] = np.mean(list(rows.values()), axis=0)
     return rows
 
 
-def plot_heatmap(rows, path, title):
-    names = list(rows)
-    matrix = np.stack([rows[n] for n in names])
-    fig, ax = plt.subplots(figsize=(max(5.0, 2.0 + 0.55 * matrix.shape[1]), 1.2 + 0.45 * len(names)))
-    image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(matrix.shape[1]), [str(i + 1) for i in range(matrix.shape[1])])
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("transformer layer")
-    ax.set_title(title, fontsize="medium")
-    fig.colorbar(image, ax=ax, fraction=0.04)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_eer_vs_depth(rows, cells, column, path):
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+def depth_curves(rows, cells, column):
+    """Our curves ``{"ssl head": [(N, mean, std)]}`` and the paper's
+    ``{"ssl head": [(N, eer)]}`` for one column, at the depths we ran."""
+    curves, reference = {}, {}
     for ssl, head in sorted({(r[0], r[1]) for r in rows}):
-        points = [
-            (row[2], *mean_std(cells[(row, column)]))
-            for row in rows
-            if row[:2] == (ssl, head) and cells.get((row, column))
-        ]
-        if points:
-            depth, mean, std = zip(*sorted(points))
-            ax.errorbar(depth, mean, yerr=std, marker="o", capsize=3, label=f"{ssl} {head}")
-    ax.set_xlabel("N (transformer layers kept)")
-    ax.set_ylabel("EER (%)")
-    ax.set_title(f"{column[0]} {column[1]}", fontsize="medium")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        name = f"{ssl} {head}"
+        for row in rows:
+            if row[:2] != (ssl, head):
+                continue
+            if cells.get((row, column)):
+                curves.setdefault(name, []).append((row[2], *mean_std(cells[(row, column)])))
+                paper = paper_cell(row, column)
+                if paper is not None:
+                    reference.setdefault(name, []).append((row[2], paper))
+    return curves, reference
 
 
-def aggregate(root, out):
+def aggregate(root, out, heatmap_normalise="none"):
     """Writes all tables and figures; returns the list of written paths."""
     records = load_results(root)
     if not records:
@@ -218,13 +242,15 @@ def aggregate(root, out):
     atomic_write_text(written[0], format_markdown(rows, columns, cells))
     write_csv(written[1], rows, columns, cells)
     for ssl, head, n_layers in sorted({(r["ssl"], r["head"], r["n_layers"]) for r in records}):
-        hm_rows = heatmap_rows(records, ssl, head, n_layers)
+        hm_rows = heatmap_rows(records, ssl, head, n_layers, heatmap_normalise)
         path = os.path.join(out, f"heatmap_{ssl}_{head}_N{n_layers}.png")
-        plot_heatmap(hm_rows, path, f"{ssl} + {head}, N={n_layers}: layer weights (min-max)")
+        title = f"{ssl} + {head}, N={n_layers}: mean learned layer weights"
+        save_figure(heatmap_figure(hm_rows, title, heatmap_normalise), path)
         written.append(path)
     for column in columns:
         path = os.path.join(out, f"eer_vs_depth_{column[0]}_{column[1]}.png")
-        plot_eer_vs_depth(rows, cells, column, path)
+        curves, reference = depth_curves(rows, cells, column)
+        save_figure(eer_vs_depth_figure(curves, f"{column[0]} {column[1]}: EER against depth", reference), path)
         written.append(path)
     return written
 
@@ -233,10 +259,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Tables and figures from a sweep's results.")
     parser.add_argument("root", help="folder searched for results.json files")
     parser.add_argument("--out", help="output folder (default: <root>/summary)")
+    parser.add_argument(
+        "--heatmap_normalise", choices=["none", "minmax"], default="none",
+        help="heatmap colours: the weights themselves (none) or each row min-max normalised (minmax)",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     out = args.out or os.path.join(args.root, "summary")
     try:
-        written = aggregate(args.root, out)
+        written = aggregate(args.root, out, args.heatmap_normalise)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")
     for path in written:

@@ -235,3 +235,24 @@ def test_docstring_examples(module):
     # The recipes folder is outside pytest's doctest paths: run them here.
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_files_in_scene_subfolders_are_read_labelled_by_class_and_reported(tmp_path, caplog):
+    build_folder_tree(tmp_path)
+    rng = np.random.default_rng(3)
+    write_wav(tmp_path / "eval" / "fake" / "street" / "SSB0241_0009.wav", rng)
+    write_wav(tmp_path / "eval" / "fake" / "street" / "SSB0241_0010.wav", rng)
+    write_wav(tmp_path / "train" / "real" / "studio" / "SSB0005_0009.wav", rng)
+    with caplog.at_level("WARNING"):
+        counts = prepare_scenefake(str(tmp_path), str(tmp_path / "out"))
+    expected = expected_counts(FOLDER_SPLITS)
+    expected["eval"]["spoof"] += 2
+    expected["train"]["bonafide"] += 1
+    assert counts == expected
+    rows = {r["ID"]: r for r in read_manifest(tmp_path / "out" / "eval.csv")}
+    assert rows["fake/street/SSB0241_0009"]["label"] == "spoof"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "SceneFake: 3 files sit in subfolders of their class folders (read, labelled by the class "
+        "folder): eval/fake/street/ 2, train/real/studio/ 1"
+    ]

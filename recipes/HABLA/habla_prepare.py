@@ -13,20 +13,35 @@ HABLA has no official split. Two published forms are accepted under
         scp/{train,val,test}.lst              (ids, one a line)
         protocol.txt                          (optional)
 
-Labels come from ``protocol.txt`` (``SPEAKER UTT - METHOD KEY``) when it
-exists, else from the file names (and, in the full release, the folders):
+Copies of HABLA differ and no layout document exists, so preparation is
+strict only about what decides the label and lenient about naming:
 
-- a speaker id is ``<country><gender>_<number>`` (``arf_00295``: ``ar`` +
-  ``f`` + ``00295``); a name that *starts* with one is bona fide;
-- any other name is a spoof; the text before its first speaker id is the
-  spoofing method (``CycleGAN-arf_00295_0025366257-clm_00227`` is a
-  ``CycleGAN`` conversion). Every speaker id in a spoof's name is a speaker
-  it involves (source and target); the protocol's SPEAKER column (or, without
-  a protocol, the last id in the name, as in ``<source utt>-<target>``) is
-  its target. Without a protocol, a spoof name must hold a speaker id.
+- **label**: in the full release the folder decides: a file under ``Real/``
+  is bona fide (its name must be a bona fide name), a file under any other
+  top folder is a spoof of the family that folder names (``TTS-VC/...`` is
+  TTS-VC, whatever the file is called). A protocol label contradicting the
+  folder stops preparation with the protocol file and line. In the pre-split
+  form (no folders) the name decides, as below.
+- **names**: a speaker id is ``<country><gender>_<number>`` (``arf_00295``);
+  a name that *starts* with one is bona fide; in any other name the text
+  before the first speaker id is the method
+  (``CycleGAN-arf_00295_0025366257-clm_00227`` is ``CycleGAN``). Every
+  speaker id in a spoof's name is a speaker it involves; the target is the
+  protocol's SPEAKER column, or without a protocol the last id not written
+  ``TTS-<id>`` (see ``name_target``). Without a protocol a spoof name must
+  hold a speaker id.
+- **method**: the protocol's METHOD column wins; without a protocol the
+  name's method, or for a spoof named like a bona fide file its method
+  subfolder's or family folder's name.
 
-With a protocol the names and folders are still checked against it, so a
-wrong label stops preparation with the protocol file and line.
+Accepted variants, each counted in ``split_stats.json`` (``files_by_folder``:
+files per top folder and method; ``layout_variants``: each variant with its
+folder, method, file count and an example) and listed in one warning:
+spoof folders holding method subfolders
+(``TTS-VC/TTS-StarGAN/Peru-Argentina/TTS-StarGAN-pef_02790_..._TTS-arm_01523_0004.wav``),
+methods not named after their folder (``TTS-StarGAN`` in ``TTS-VC/``),
+spoofs named without a method prefix, spoof folders of unknown families, and
+protocol methods that differ from the file names.
 
 Splits (``split_mode``):
 
@@ -82,17 +97,37 @@ PRESPLIT_AUDIO = ("train_dev", "eval")
 BONAFIDE_FOLDER = "Real"
 # Longest first, so that "TTS-VC..." is not taken for "TTS".
 METHOD_FAMILIES = ("TTS-VC", "CycleGAN", "StarGAN", "Diff", "TTS")
+VC_FAMILIES = ("CycleGAN", "StarGAN", "Diff")
 # Not preceded by a letter or digit, so "Diff_..." never yields "iff_...".
 SPEAKER_RE = re.compile(r"(?<![A-Za-z0-9])[a-z]{2}[fm]_\d+")
 
 
 @dataclass(frozen=True)
 class NameInfo:
-    """What a HABLA file name says: label, method (``-`` if bona fide), speakers."""
+    """What a HABLA file name says: label, method (``-`` if bona fide),
+    speakers (in name order) and the target speaker (None without ids)."""
 
     label: str
     method: str
     speakers: tuple
+    target: object = None
+
+
+def name_target(stem, matches):
+    """The speaker a spoof imitates, from the name alone.
+
+    Conversions are named ``<method>-<source utt>-<target>``, so the target
+    is the last speaker id; but an id written ``TTS-<id>`` inside a name is a
+    TTS utterance used as the source (``TTS-StarGAN-pef_02790_..._TTS-arm_01523_0004``
+    makes a TTS utterance of arm_01523 sound like pef_02790). So the target is
+    the last id not preceded by ``TTS-``, or the last id when all are (a
+    plain TTS file, ``TTS-arf_00295_0001``). A protocol's SPEAKER column,
+    when there is one, overrides this.
+    """
+    if not matches:
+        return None
+    voiced = [m.group() for m in matches if not stem[: m.start()].endswith("TTS-")]
+    return (voiced or [matches[-1].group()])[-1]
 
 
 def parse_habla_name(stem):
@@ -101,28 +136,42 @@ def parse_habla_name(stem):
     Example
     -------
     >>> parse_habla_name("arf_00295_0025366257")
-    NameInfo(label='bonafide', method='-', speakers=('arf_00295',))
+    NameInfo(label='bonafide', method='-', speakers=('arf_00295',), target='arf_00295')
     >>> parse_habla_name("TTS-VC-StarGAN-arf_00295_0025366257-clm_00227")
-    NameInfo(label='spoof', method='TTS-VC-StarGAN', speakers=('arf_00295', 'clm_00227'))
+    NameInfo(label='spoof', method='TTS-VC-StarGAN', speakers=('arf_00295', 'clm_00227'), target='clm_00227')
+    >>> parse_habla_name("TTS-StarGAN-pef_02790_5512761628_TTS-arm_01523_0004").target
+    'pef_02790'
     >>> parse_habla_name("Diff-0042")
-    NameInfo(label='spoof', method='Diff-0042', speakers=())
+    NameInfo(label='spoof', method='Diff-0042', speakers=(), target=None)
     """
     matches = list(SPEAKER_RE.finditer(stem))
     speakers = tuple(m.group() for m in matches)
+    target = name_target(stem, matches)
     if matches and matches[0].start() == 0:
-        return NameInfo("bonafide", "-", speakers)
+        return NameInfo("bonafide", "-", speakers, target)
     method = stem[: matches[0].start()].rstrip("-_") if matches else stem
-    return NameInfo("spoof", method, speakers)
+    return NameInfo("spoof", method, speakers, target)
 
 
 def method_family(method):
     """The spoofing family of a method name (itself when unknown).
 
+    A TTS output converted by a voice-conversion method (``TTS-StarGAN``,
+    ``TTS-CycleGAN``, ``TTS-Diff``) is a TTS-VC spoof: HABLA's TTS-VC family
+    is TTS followed by VC. This is read from the method names, not from a
+    documented list, so where the files sit in family folders the folder
+    decides (see ``describe_file``).
+
     Example
     -------
-    >>> method_family("TTS-VC-StarGAN"), method_family("TTS"), method_family("Other")
-    ('TTS-VC', 'TTS', 'Other')
+    >>> method_family("TTS-VC-StarGAN"), method_family("TTS-StarGAN"), method_family("TTS")
+    ('TTS-VC', 'TTS-VC', 'TTS')
+    >>> method_family("Other")
+    'Other'
     """
+    for vc_family in VC_FAMILIES:
+        if method == f"TTS-{vc_family}" or method.startswith((f"TTS-{vc_family}-", f"TTS-{vc_family}_")):
+            return "TTS-VC"
     for family in METHOD_FAMILIES:
         if method == family or method.startswith((family + "-", family + "_")):
             return family
@@ -187,73 +236,212 @@ def index_audio(folders):
     return index
 
 
-def expected_from_path(path, root, kind):
-    """Label, method and speakers a file's name and folder imply.
+@dataclass(frozen=True)
+class FileInfo:
+    """What a file's place and name say about it.
 
-    In the full release the top folder must agree with the name: ``Real/``
-    holds bona fide names, a method folder holds names starting with it.
-    Raises ``ValueError`` naming the file otherwise.
+    ``folder`` is its top folder under the dataset root; ``variants`` names
+    the departures from the usual naming that were accepted (keys of
+    ``VARIANTS``).
+    """
+
+    label: str
+    method: str
+    family: str
+    speakers: tuple
+    target: object
+    folder: str
+    variants: tuple = ()
+
+
+# Copies of HABLA differ and no layout document exists, so these are accepted
+# (and reported) rather than refused. What decides the label never varies:
+# Real/ holds bona fide files, every other folder spoofs.
+VARIANTS = {
+    "method_subfolder": "spoof folder holding method subfolders",
+    "method_not_folder": "method name not starting with its folder's name "
+    "(family from the folder, method from the name)",
+    "unprefixed_spoof": "spoof named without a method prefix (method from its folder)",
+    "unknown_folder": "spoof folder of no known family (its name is the family)",
+    "protocol_method": "protocol method differing from the file name's (the protocol wins)",
+}
+
+
+def method_subfolder(parts, top, name_method):
+    """The method subfolder in ``<family>/<method>/.../file``, else None.
+
+    A second-level folder counts as a method folder when it is named after
+    the file's method or belongs to the top folder's family (speaker or
+    country folders do neither).
+    """
+    if len(parts) < 3:
+        return None
+    sub = parts[1]
+    return sub if sub == name_method or method_family(sub) == top else None
+
+
+def describe_file(path, root, kind):
+    """Label, method, family and speakers a file's folder and name imply.
+
+    In the full release the folder decides the label: ``Real/`` holds bona
+    fide files (a spoof-like name there is an error) and any other top
+    folder holds spoofs of the family it names. The method comes from the
+    name (the text before its first speaker id), or, for a spoof named like
+    a bona fide file, from its method subfolder or family folder. In the
+    pre-split form the name decides. Raises ``ValueError`` naming the file.
+
+    Example
+    -------
+    >>> info = describe_file("/d/TTS-VC/TTS-StarGAN/Peru-Argentina/"
+    ...     "TTS-StarGAN-pef_02790_5512761628_TTS-arm_01523_0004.wav", "/d", "full")
+    >>> info.label, info.method, info.family, info.speakers
+    ('spoof', 'TTS-StarGAN', 'TTS-VC', ('pef_02790', 'arm_01523'))
+    >>> info.variants
+    ('method_subfolder', 'method_not_folder')
     """
     info = parse_habla_name(os.path.splitext(os.path.basename(path))[0])
-    if kind == "full":
-        parts = os.path.relpath(path, root).split(os.sep)
-        if len(parts) == 1:
-            raise ValueError(f"{path} is not inside {BONAFIDE_FOLDER}/ or a method folder")
-        top = parts[0]
-        if top == BONAFIDE_FOLDER and info.label != "bonafide":
-            raise ValueError(f"{path} is in {BONAFIDE_FOLDER}/ but its name is not a bona fide name")
-        if top != BONAFIDE_FOLDER and not info.method.startswith(top):
+    parts = os.path.relpath(path, root).split(os.sep)
+    if kind != "full":
+        family = method_family(info.method) if info.label == "spoof" else "-"
+        return FileInfo(info.label, info.method, family, info.speakers, info.target, parts[0])
+    if len(parts) == 1:
+        raise ValueError(f"{path} is not inside {BONAFIDE_FOLDER}/ or a spoof (method) folder")
+    top = parts[0]
+    if top == BONAFIDE_FOLDER:
+        if info.label != "bonafide":
             raise ValueError(
-                f"{path} is in {top}/ but its name does not start with {top!r} "
-                f"(a spoof is named <method>-...; a bona fide file belongs in {BONAFIDE_FOLDER}/)"
+                f"{path} is in {BONAFIDE_FOLDER}/ but its name is not a bona fide name "
+                f"(one starting with a speaker id such as 'arf_00295'); a spoof belongs "
+                f"in a method folder"
             )
-    return info
+        return FileInfo("bonafide", "-", "-", info.speakers, info.target, top)
+    variants = []
+    name_method = info.method if info.label == "spoof" else None
+    sub = method_subfolder(parts, top, name_method)
+    if sub:
+        variants.append("method_subfolder")
+    if name_method is None:
+        method = sub or top
+        variants.append("unprefixed_spoof")
+    else:
+        method = name_method
+        if not method.startswith(top):
+            variants.append("method_not_folder")
+    if top not in METHOD_FAMILIES:
+        variants.append("unknown_folder")
+    return FileInfo("spoof", method, top, info.speakers, info.target, top, tuple(variants))
 
 
-def trial_from_name(stem, path, root, kind):
+class LayoutReport:
+    """Files per folder and method, and the naming variants met, for
+    ``split_stats.json`` and one aggregated warning."""
+
+    def __init__(self):
+        self.by_folder = {}
+        self.variants = {}
+        self.varied_files = set()
+
+    def add(self, path, info, method, extra_variants=()):
+        folder = self.by_folder.setdefault(info.folder, {})
+        folder[method] = folder.get(method, 0) + 1
+        for variant in info.variants + tuple(extra_variants):
+            entry = self.variants.setdefault((variant, info.folder, method), {"files": 0, "example": path})
+            entry["files"] += 1
+            self.varied_files.add(path)
+
+    def as_stats(self):
+        """``files_by_folder`` ({folder: {method: n}}) and ``layout_variants``."""
+        return {
+            "files_by_folder": {f: dict(sorted(m.items())) for f, m in sorted(self.by_folder.items())},
+            "layout_variants": [
+                {"variant": v, "description": VARIANTS[v], "folder": f, "method": m, **entry}
+                for (v, f, m), entry in sorted(self.variants.items())
+            ],
+        }
+
+    def warning(self):
+        """One message listing every variant with its file count, or None.
+
+        Example
+        -------
+        >>> report = LayoutReport()
+        >>> info = FileInfo("spoof", "TTS-StarGAN", "TTS-VC", (), None, "TTS-VC", ("method_not_folder",))
+        >>> report.add("TTS-VC/x.wav", info, info.method)
+        >>> print(report.warning())  # doctest: +NORMALIZE_WHITESPACE
+        HABLA: 1 file departs from the usual naming; accepted (counts per folder and method in
+        split_stats.json):
+          1 in TTS-VC/, method TTS-StarGAN: method name not starting with its folder's name
+          (family from the folder, method from the name); e.g. TTS-VC/x.wav
+        """
+        if not self.variants:
+            return None
+        files = len(self.varied_files)
+        lines = [
+            f"HABLA: {files} file{'s' * (files != 1)} depart{'s' * (files == 1)} from the usual "
+            f"naming; accepted (counts per folder and method in split_stats.json):"
+        ]
+        for (variant, folder, method), entry in sorted(self.variants.items()):
+            lines.append(
+                f"  {entry['files']} in {folder}/, method {method}: {VARIANTS[variant]}; "
+                f"e.g. {entry['example']}"
+            )
+        return "\n".join(lines)
+
+
+def trial_from_name(stem, path, root, kind, report):
     """A trial from a file alone (no protocol); errors name the file."""
-    info = expected_from_path(path, root, kind)
+    info = describe_file(path, root, kind)
     if info.label == "bonafide" and len(info.speakers) != 1:
         raise ValueError(f"{path}: a bona fide name should hold one speaker id, found {info.speakers}")
     if info.label == "spoof" and not info.speakers:
         raise ValueError(
-            f"{path}: cannot read the method and speaker ids (like 'arf_00295') of this "
-            f"spoof name; supply a protocol.txt"
+            f"{path}: cannot read the speaker ids (like 'arf_00295') of this spoof name; "
+            f"supply a protocol.txt"
         )
+    report.add(path, info, info.method)
     return Trial(
         utt_id=stem,
         label=info.label,
         attack=info.method,
-        speaker=info.speakers[-1],
-        extra={"speakers": "+".join(sorted(set(info.speakers)))},
+        speaker=info.target,
+        extra={"speakers": "+".join(sorted(set(info.speakers))), "family": info.family},
     )
 
 
-def trials_from_names(index, root, kind):
-    """One trial per audio file, labelled from names (and folders)."""
-    return [trial_from_name(stem, path, root, kind) for stem, path in sorted(index.items())]
+def trials_from_names(index, root, kind, report):
+    """One trial per audio file, labelled from folders (and names)."""
+    return [trial_from_name(stem, path, root, kind, report) for stem, path in sorted(index.items())]
 
 
-def trials_from_protocol(path, index, root, kind, skip_missing):
-    """Protocol trials checked against their files' names and folders.
+def trials_from_protocol(path, index, root, kind, skip_missing, report):
+    """Protocol trials checked against their files' folders and names.
 
-    Returns ``(trials, missing)``; a protocol entry without audio fails
-    with the protocol file and line unless ``skip_missing``.
+    The label must agree with the folder (full release) or name (pre-split
+    form); the protocol's method wins over the name's. Returns
+    ``(trials, missing)``; a protocol entry without audio fails with the
+    protocol file and line unless ``skip_missing``.
     """
 
     def parse_line(fields):
         trial = parse_asvspoof_line(fields)
-        named = set()
+        named, family = set(), method_family(trial.attack) if trial.label == "spoof" else "-"
         if trial.utt_id in index:
-            info = expected_from_path(index[trial.utt_id], root, kind)
+            wav = index[trial.utt_id]
+            info = describe_file(wav, root, kind)
             if info.label != trial.label:
-                raise ValueError(
-                    f"labelled {trial.label} but {index[trial.utt_id]} looks {info.label}"
+                why = (
+                    f"is in {info.folder}/, which holds {info.label} files"
+                    if kind == "full" else f"is named like a {info.label} file"
                 )
+                raise ValueError(f"labelled {trial.label} but {wav} {why}")
             if trial.label == "bonafide" and info.speakers and info.speakers != (trial.speaker,):
                 raise ValueError(f"speaker {trial.speaker} but the file name says {info.speakers}")
             named = set(info.speakers)
-        trial.extra = {"speakers": "+".join(sorted(named | {trial.speaker}))}
+            if kind == "full":
+                family = info.family
+            differs = trial.label == "spoof" and trial.attack != info.method
+            report.add(wav, info, trial.attack, ["protocol_method"] if differs else [])
+        trial.extra = {"speakers": "+".join(sorted(named | {trial.speaker})), "family": family}
         return trial
 
     trials = read_protocol(path, parse_line)
@@ -526,6 +714,8 @@ def prepare_habla(
         "split_seed": split_seed,
         "cross_split_spoofs": cross_split_spoofs,
         "skip_missing": skip_missing,
+        # 2: manifests gained the family column; older ones are rebuilt.
+        "manifest_version": 2,
     }
     if skip(outputs + [stats_file], options_file, options):
         logger.info("HABLA manifests already prepared in %s", save_folder)
@@ -535,10 +725,11 @@ def prepare_habla(
 
     folders = [root] if kind == "full" else [os.path.join(root, sub) for sub in PRESPLIT_AUDIO]
     index = index_audio(folders)
+    report = LayoutReport()
     if protocol:
-        trials, missing = trials_from_protocol(protocol, index, root, kind, skip_missing)
+        trials, missing = trials_from_protocol(protocol, index, root, kind, skip_missing, report)
     else:
-        trials, missing = trials_from_names(index, root, kind), []
+        trials, missing = trials_from_names(index, root, kind, report), []
 
     dropped = []
     if split_mode == "given":
@@ -556,14 +747,16 @@ def prepare_habla(
     used = [t for name in SPLITS for t in splits[name]]
     attach_audio(used, lambda t: index[t.utt_id], desc="checking HABLA audio")
     for name, output in zip(SPLITS, outputs):
-        write_manifest(output, splits[name], extra_fields=["speakers"])
+        write_manifest(output, splits[name], extra_fields=["speakers", "family"])
     write_listing(os.path.join(save_folder, "dropped_cross_split.txt"), dropped)
     write_listing(os.path.join(save_folder, "missing_audio.txt"), missing)
 
     stats = split_stats(splits, dropped, missing, unused=len(index) - len(used) - len(dropped))
-    stats.update(layout=kind, protocol=protocol, split_mode=split_mode)
+    stats.update(layout=kind, protocol=protocol, split_mode=split_mode, **report.as_stats())
     atomic_write_text(stats_file, json.dumps(stats, indent=2) + "\n")
     logger.info("HABLA %s split (%s layout):\n%s", split_mode, kind, format_stats(stats))
+    if report.warning():
+        logger.warning(report.warning())
     if missing:
         logger.warning("%d listed entries have no audio and were skipped", len(missing))
     if split_mode == "given" and stats["speakers_in_several_splits"]:

@@ -23,6 +23,7 @@ from habla_prepare import SPLITS, method_family, prepare_habla  # noqa: E402
 from lobes.brain import SpoofBrain  # noqa: E402
 from lobes.data import make_datasets  # noqa: E402
 from lobes.metrics import eer_by_group  # noqa: E402
+from lobes.prepare import read_manifest  # noqa: E402
 from lobes.recipe import load_recipe, train_and_test  # noqa: E402
 
 
@@ -30,15 +31,26 @@ class HABLABrain(SpoofBrain):
     """Adds the EER per method family (CycleGAN, StarGAN, Diff, TTS, TTS-VC).
 
     ``eer_by_attack`` keeps the methods as the data names them, so TTS-VC
-    variants are also reported one by one.
+    variants are also reported one by one. The family is the manifest's
+    ``family`` column: in the full release the folder decides it
+    (``TTS-VC/TTS-StarGAN/...`` is TTS-VC), which the method name alone
+    cannot always tell.
     """
+
+    def families(self):
+        """Utterance id -> family, from the manifest of the set being scored."""
+        path = os.path.join(self.hparams.manifest_folder, f"{self.test_name}.csv")
+        return {
+            row["ID"]: row.get("family") or method_family(row["attack"]) for row in read_manifest(path)
+        }
 
     def test_metrics(self, records):
         metrics = super().test_metrics(records)
+        family = self.families()
         by_family = eer_by_group(
             [r.score for r in records],
             [r.key for r in records],
-            [method_family(r.attack) for r in records],
+            [family[r.utt_id] for r in records],
         )
         metrics["eer_by_method"] = {family: 100 * eer for family, eer in by_family.items()}
         return metrics

@@ -20,9 +20,12 @@ without extension; LABEL ``real``/``fake`` or ``bonafide``/``spoof``), or a
 
 Splits are discovered: ``train`` and ``dev`` must exist, and at least one of
 the test splits named by the caller (the recipe's ``test_sets``). Lenient
-about form, strict about content: unknown class folders, unknown labels,
-duplicate ids and splits holding a single class are errors that name the
-folder or the file and line. Writes ``<split>.csv`` for every split found.
+about form, strict about content: the class folder (or the label list)
+decides the label; files in subfolders of a class folder (one per scene,
+say) are read, labelled by that class folder and reported in one warning
+with counts per folder; unknown class folders, unknown labels, duplicate ids
+and splits holding a single class are errors that name the folder or the
+file and line. Writes ``<split>.csv`` for every split found.
 """
 
 import json
@@ -193,10 +196,14 @@ def parse_label_line(fields):
 
 
 def folder_trials(split_folder):
-    """Trials of a folder-form split; ids are ``<class folder>/<file stem>``.
+    """Trials of a folder-form split; ids are ``<class folder>/<path to file,
+    without extension>``.
 
     The class folder is part of the id because a fake file may share its
-    name with the real recording it was made from.
+    name with the real recording it was made from. The class folder decides
+    the label (strict); below it, files may sit in subfolders (e.g. one per
+    acoustic scene), which copies of SceneFake differ on: they are read and
+    counted (``nested_folder_counts``), never skipped.
     """
     trials = []
     for class_name in sorted(os.listdir(split_folder)):
@@ -209,23 +216,46 @@ def folder_trials(split_folder):
                 f"{class_folder}: unknown class folder {class_name!r}; expected real/ and fake/ "
                 "(or bonafide/ and spoof/)"
             )
-        for file_name in sorted(os.listdir(class_folder)):
-            stem, extension = os.path.splitext(file_name)
-            if extension.lower() not in AUDIO_EXTENSIONS:
-                continue
-            if any(char.isspace() or char == "," for char in file_name):
-                raise ValueError(
-                    f"{os.path.join(class_folder, file_name)}: spaces and commas in file "
-                    "names cannot be stored in manifests and score files"
-                )
-            trials.append(Trial(
-                utt_id=f"{class_name}/{stem}",
-                label=label,
-                attack=FAKE_ATTACK if label == "spoof" else "-",
-                speaker="-",
-                wav=os.path.join(class_folder, file_name),
-            ))
+        for dirpath, dirnames, filenames in os.walk(class_folder):
+            dirnames.sort()
+            for file_name in sorted(filenames):
+                stem, extension = os.path.splitext(file_name)
+                if extension.lower() not in AUDIO_EXTENSIONS:
+                    continue
+                path = os.path.join(dirpath, file_name)
+                relative = os.path.relpath(path, class_folder)
+                if any(char.isspace() or char == "," for char in relative):
+                    raise ValueError(
+                        f"{path}: spaces and commas in file names cannot be stored in "
+                        "manifests and score files"
+                    )
+                trials.append(Trial(
+                    utt_id=f"{class_name}/{os.path.splitext(relative)[0].replace(os.sep, '/')}",
+                    label=label,
+                    attack=FAKE_ATTACK if label == "spoof" else "-",
+                    speaker="-",
+                    wav=path,
+                ))
     return trials
+
+
+def nested_folder_counts(split, trials):
+    """``{"<split>/<class>/<subfolder>": n}`` for trials below a class folder's
+    subfolders (none in the usual layout).
+
+    Example
+    -------
+    >>> nested_folder_counts("eval", [Trial("fake/street/a", "spoof", "fake", "-"),
+    ...                               Trial("real/b", "bonafide", "-", "-")])
+    {'eval/fake/street': 1}
+    """
+    counts = {}
+    for trial in trials:
+        folder = os.path.dirname(trial.utt_id)
+        if "/" in folder:
+            key = f"{split}/{folder}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def load_split(root, layout, split, source, save_folder, skip_missing):
@@ -308,11 +338,20 @@ def prepare_scenefake(data_folder, save_folder, test_splits=("eval", "test"), sk
         return {split: manifest_counts(path) for split, path in outputs.items()}
     os.makedirs(save_folder, exist_ok=True)
 
-    counts = {}
+    counts, nested = {}, {}
     for split, source in sources.items():
         trials = load_split(root, layout, split, source, save_folder, skip_missing)
         counts[split] = class_counts(split, trials, source)
+        if layout == "folder":
+            nested.update(nested_folder_counts(split, trials))
         write_manifest(outputs[split], trials)
+    if nested:
+        # One warning for the whole tree: a layout variant, accepted.
+        logger.warning(
+            "SceneFake: %d files sit in subfolders of their class folders (read, labelled by the "
+            "class folder): %s", sum(nested.values()),
+            ", ".join(f"{folder}/ {n}" for folder, n in sorted(nested.items())),
+        )
     logger.info(
         "SceneFake (%s form, %s): %s", layout, root,
         "; ".join(f"{split} bonafide={n['bonafide']} spoof={n['spoof']}" for split, n in counts.items()),
