@@ -20,15 +20,16 @@ from lobes.synthetic import make_synthetic_la
 
 sys.path.insert(0, os.path.join(REPO, "recipes", "PartialSpoof"))
 from synthetic_partialspoof import make_partialspoof_tree  # noqa: E402
+from test_crossdataset import build_itw  # noqa: E402
 
 DDP = ("--distributed_backend=gloo", "--device=cpu", "--log_train_ids=True")
 
 
-def torchrun_command(dataset, hparams, *overrides, nproc=2):
+def torchrun_command(dataset, hparams, *overrides, nproc=2, script="train.py"):
     recipe = os.path.join(REPO, "recipes", dataset)
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-        os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", hparams), *overrides,
+        os.path.join(recipe, script), os.path.join(recipe, "hparams", hparams), *overrides,
     ]
 
 
@@ -94,6 +95,13 @@ def test_asvspoof2019_two_processes(la_data, tiny_ssl, tmp_path):
     one = scores(output / "scores" / "eval.txt")
     assert one.keys() == two.keys()
     assert max(abs(one[k] - two[k]) for k in one) <= 1e-5
+
+    # Cross-dataset scoring (evaluate.py) on two processes: In-the-Wild, 4 trials.
+    itw = build_itw(tmp_path / "itw")
+    run(torchrun_command("ASVspoof2019", str(output / "hyperparams.yaml"), f"--itw_folder={itw}",
+                         *DDP[:2], script="evaluate.py"), tmp_path)
+    assert len(scores(output / "scores" / "itw.txt")) == 4
+    assert json.loads((output / "results.json").read_text())["test_sets"]["itw"]["n_trials"] == 4
 
 
 @pytest.fixture(scope="module")
