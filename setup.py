@@ -20,6 +20,7 @@ setup(
         "soundfile>=0.12",
         "matplotlib>=3.7",
         "numpy>=1.24",
+        "scipy>=1.10",  # calibration and score fusion (scipy.optimize)
         "tqdm",
     ],
     extras_require={"test": ["pytest>=8"]},

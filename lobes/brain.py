@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from speechbrain.utils.epoch_loop import EpochCounterWithStopper
 
-from lobes.metrics import compute_eer, eer_by_group
+from lobes.calibration import calibrated_test_outputs
+from lobes.metrics import compute_eer, record_metrics
 from lobes.scores import ScoreRecord, atomic_write_text, write_scores
 from lobes.ssl import MultiDepthSSL
 
@@ -246,22 +247,11 @@ class SpoofBrain(sb.Brain):
     def test_metrics(self, records):
         """Metrics of one test set; recipes extend this.
 
-        Returns a dict with ``eer`` (%), trial counts and ``eer_by_attack`` (%).
+        Returns a dict with ``eer`` (%), trial counts, ``eer_by_attack`` (%)
+        and the ASVspoof 5 costs of the raw scores (``min_dcf``, ``act_dcf``,
+        ``cllr``; see ``lobes.metrics.record_metrics``).
         """
-        return {
-            "eer": 100 * self._records_eer(records),
-            "n_trials": len(records),
-            "n_bonafide": sum(r.key == "bonafide" for r in records),
-            "n_spoof": sum(r.key != "bonafide" for r in records),
-            "eer_by_attack": {
-                attack: 100 * eer
-                for attack, eer in eer_by_group(
-                    [r.score for r in records],
-                    [r.key for r in records],
-                    [r.attack for r in records],
-                ).items()
-            },
-        }
+        return record_metrics(records)
 
     def extra_test_outputs(self, records, folder):
         """Hook for recipe-specific files beside the score file (e.g. a
@@ -297,6 +287,9 @@ class SpoofBrain(sb.Brain):
         write_scores(score_path, records)
         metrics = {"loss": loss, **self.test_metrics(records), "score_file": score_path}
         metrics.update(self.extra_test_outputs(records, folder))
+        # Dev fits the calibration; other sets get scores/<name>.calibrated.txt.
+        prior = getattr(self.hparams, "calibration_prior", None)
+        metrics.update(calibrated_test_outputs(records, folder, name, prior))
 
         results_path = os.path.join(folder, "results.json")
         results = {}

@@ -1,4 +1,5 @@
-"""Countermeasure metrics: EER, min t-DCF (ASVspoof 2019 and 2021), breakdowns.
+"""Countermeasure metrics: EER, min t-DCF (ASVspoof 2019 and 2021), the
+ASVspoof 5 costs (minDCF, actDCF, Cllr), breakdowns.
 
 All scores follow one convention: higher means more bona fide.
 The EER is the official ASVspoof definition (stable sort, one threshold per
@@ -7,6 +8,7 @@ closest), computed in O(n log n).
 """
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -182,3 +184,182 @@ def eer_by_group(scores, labels, groups):
         if label != "bonafide":
             by_group[group].append(score)
     return {group: compute_eer(bonafide, by_group[group])[0] for group in sorted(by_group)}
+
+
+# ---------------------------------------------------------------------------
+# ASVspoof 5 detection costs (Track 1) and Cllr. Scores are read as
+# natural-log likelihood ratios (bona fide vs spoof) by actDCF and Cllr.
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The detection cost model of ASVspoof 5 Track 1 (the default) or another.
+
+    ``beta = Cmiss (1 - Pspoof) / (Cfa Pspoof)``; the Bayes decision
+    threshold on LLRs is ``-ln(beta)``; the effective bona fide prior is
+    ``beta / (1 + beta)``, the one prior that makes the three-parameter
+    cost model a one-parameter one.
+
+    Example
+    -------
+    >>> costs = CostModel()
+    >>> round(costs.beta, 4), round(costs.threshold, 4), round(costs.effective_prior, 4)
+    (1.9, -0.6419, 0.6552)
+    """
+
+    p_spoof: float = 0.05
+    c_miss: float = 1.0
+    c_fa: float = 10.0
+
+    @property
+    def beta(self):
+        return self.c_miss * (1 - self.p_spoof) / (self.c_fa * self.p_spoof)
+
+    @property
+    def threshold(self):
+        return -float(np.log(self.beta))
+
+    @property
+    def effective_prior(self):
+        return self.beta / (1 + self.beta)
+
+    def normalised_dcf(self, p_miss, p_fa):
+        """Cost of miss and false-alarm rates, normalised by the cost of the
+        better of the two trivial systems (accept all / reject all)."""
+        miss_weight = self.c_miss * (1 - self.p_spoof)
+        fa_weight = self.c_fa * self.p_spoof
+        return (miss_weight * p_miss + fa_weight * p_fa) / min(miss_weight, fa_weight)
+
+
+ASVSPOOF5_COSTS = CostModel()
+
+
+def min_dcf(bonafide_scores, spoof_scores, costs=ASVSPOOF5_COSTS):
+    """Minimum normalised DCF over all thresholds (ASVspoof 5 Track 1).
+
+    Example
+    -------
+    >>> min_dcf([2, 1, 0.5, -1], [-2, -0.5, 0.8, -3])
+    0.5
+    """
+    p_miss, p_fa, _ = det_curve(bonafide_scores, spoof_scores)
+    return float(costs.normalised_dcf(p_miss, p_fa).min())
+
+
+def act_dcf(bonafide_scores, spoof_scores, costs=ASVSPOOF5_COSTS):
+    """Normalised DCF at the Bayes threshold ``-ln(beta)`` on LLR scores:
+    a miss is a bona fide score below it, a false alarm a spoof score at or
+    above it.
+
+    Example
+    -------
+    >>> round(act_dcf([2, 1, 0.5, -1], [-2, -0.5, 0.8, -3]), 6)
+    0.975
+    """
+    bonafide = np.asarray(bonafide_scores, dtype=np.float64)
+    spoof = np.asarray(spoof_scores, dtype=np.float64)
+    p_miss = float(np.mean(bonafide < costs.threshold))
+    p_fa = float(np.mean(spoof >= costs.threshold))
+    return float(costs.normalised_dcf(p_miss, p_fa))
+
+
+def cllr(bonafide_scores, spoof_scores):
+    """Log-likelihood-ratio cost in bits:
+    ``0.5 [mean log2(1 + e^-s) over bona fide + mean log2(1 + e^s) over spoof]``.
+
+    Example
+    -------
+    >>> round(cllr([2, 1, 0.5, -1], [-2, -0.5, 0.8, -3]), 6)
+    0.730044
+    """
+    bonafide = np.asarray(bonafide_scores, dtype=np.float64)
+    spoof = np.asarray(spoof_scores, dtype=np.float64)
+    # logaddexp(0, x) = ln(1 + e^x) without overflow for large |x|.
+    nats = np.mean(np.logaddexp(0.0, -bonafide)) + np.mean(np.logaddexp(0.0, spoof))
+    return float(0.5 * nats / np.log(2.0))
+
+
+def detection_metrics(bonafide_scores, spoof_scores, costs=ASVSPOOF5_COSTS):
+    """EER (%), minDCF, actDCF and Cllr (bits) of one condition, from one
+    sort of the scores.
+
+    Example
+    -------
+    >>> m = detection_metrics([2, 1, 0.5, -1], [-2, -0.5, 0.8, -3])
+    >>> {k: round(v, 6) for k, v in m.items()}
+    {'eer': 25.0, 'min_dcf': 0.5, 'act_dcf': 0.975, 'cllr': 0.730044}
+    """
+    bonafide = np.asarray(bonafide_scores, dtype=np.float64).ravel()
+    spoof = np.asarray(spoof_scores, dtype=np.float64).ravel()
+    frr, far, _ = det_curve(bonafide, spoof)
+    index = int(np.argmin(np.abs(frr - far)))
+    return {
+        "eer": float(100 * (frr[index] + far[index]) / 2),
+        "min_dcf": float(costs.normalised_dcf(frr, far).min()),
+        "act_dcf": act_dcf(bonafide, spoof, costs),
+        "cllr": cllr(bonafide, spoof),
+    }
+
+
+def metrics_by_group(scores, is_bonafide, groups, shared_bonafide=True, costs=ASVSPOOF5_COSTS):
+    """``detection_metrics`` per group, plus ``"pooled"`` over every trial.
+
+    Arguments
+    ---------
+    scores : array-like
+    is_bonafide : array-like of bool
+    groups : array-like of str
+        Group of each trial (attack, codec, ...).
+    shared_bonafide : bool
+        True (attacks): each group's spoofs against all bona fide trials,
+        whose own group is ignored. False (conditions such as codecs, which
+        bona fide trials have too): each group's bona fide trials against its
+        spoofs; a group lacking either class is left out.
+
+    Example
+    -------
+    >>> out = metrics_by_group([2, 1, -2, 0.8], [True, True, False, False], ["-", "-", "A1", "A2"])
+    >>> {g: m["eer"] for g, m in out.items()}
+    {'A1': 0.0, 'A2': 0.0, 'pooled': 0.0}
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    is_bonafide = np.asarray(is_bonafide, dtype=bool)
+    names, index = np.unique(np.asarray(groups), return_inverse=True)
+    results = {}
+    bonafide_all = scores[is_bonafide]
+    for number, name in enumerate(names.tolist()):
+        in_group = index == number
+        spoof = scores[in_group & ~is_bonafide]
+        bonafide = bonafide_all if shared_bonafide else scores[in_group & is_bonafide]
+        if spoof.size and bonafide.size:
+            results[name] = detection_metrics(bonafide, spoof, costs)
+    results["pooled"] = detection_metrics(bonafide_all, scores[~is_bonafide], costs)
+    return results
+
+
+def record_metrics(records, costs=ASVSPOOF5_COSTS):
+    """The metrics every recipe reports for a list of ``ScoreRecord``: EER (%),
+    trial counts, EER per attack (%), minDCF, actDCF and Cllr (bits).
+
+    Example
+    -------
+    >>> from lobes.scores import ScoreRecord as R
+    >>> m = record_metrics([R("a", "-", "bonafide", 2.0), R("b", "A01", "spoof", -1.0)])
+    >>> m["eer"], m["n_trials"], m["eer_by_attack"], m["act_dcf"]
+    (0.0, 2, {'A01': 0.0}, 0.0)
+    """
+    scores = np.fromiter((r.score for r in records), dtype=np.float64, count=len(records))
+    keys = np.array([r.key for r in records])
+    is_bonafide = keys == "bonafide"
+    metrics = detection_metrics(scores[is_bonafide], scores[~is_bonafide], costs)
+    return {
+        "eer": metrics.pop("eer"),
+        "n_trials": len(records),
+        "n_bonafide": int(is_bonafide.sum()),
+        "n_spoof": int((~is_bonafide).sum()),
+        "eer_by_attack": {
+            attack: 100 * eer
+            for attack, eer in eer_by_group(scores, keys, [r.attack for r in records]).items()
+        },
+        **metrics,
+    }
