@@ -39,7 +39,7 @@ DEV_SET = "dev"
 CALIBRATION_FILE = "calibration.json"
 
 
-def fit_logistic(features, is_bonafide, prior):
+def fit_logistic(features, is_bonafide, prior, l2=1e-4):
     """Prior-weighted logistic regression: weights ``w`` and bias ``b`` such
     that ``features @ w + b`` are LLRs (bona fide vs spoof) at ``prior``.
 
@@ -49,6 +49,11 @@ def fit_logistic(features, is_bonafide, prior):
     is_bonafide : array-like of bool, shape (n_trials,)
     prior : float
         Prior of bona fide in (0, 1) that weights the two classes.
+    l2 : float
+        Penalty ``l2 / 2 * |w|^2`` on the weights (not the bias). Tiny, it
+        barely moves a fit on overlapping classes but keeps the map finite
+        when dev scores separate the classes perfectly, where the
+        unpenalised optimum lies at infinite scale.
 
     Example
     -------
@@ -79,6 +84,8 @@ def fit_logistic(features, is_bonafide, prior):
         margin = sign * (design @ params + offset)
         loss = np.sum(weight * np.logaddexp(0.0, -margin))
         grad = design.T @ (-weight * sign * expit(-margin))
+        loss += 0.5 * l2 * np.sum(params[:-1] ** 2)
+        grad[:-1] += l2 * params[:-1]
         return loss, grad
 
     start = np.concatenate([np.full(x.shape[1], 1.0 / x.shape[1]), [0.0]])
@@ -139,11 +146,20 @@ def calibrated_path(folder, name):
 
 
 def dev_calibration(folder, prior=None, costs=ASVSPOOF5_COSTS):
-    """The calibration fitted on ``<folder>/scores/dev.txt``, or None when the
-    dev set has not been scored in that folder."""
+    """The calibration of ``folder``: the one saved in ``calibration.json``
+    when the dev set was scored there, or else (another prior asked for, a
+    saved file older than ``scores/dev.txt``, or none) one fitted on
+    ``scores/dev.txt``. None when the dev set has not been scored there."""
     dev_scores = os.path.join(folder, "scores", f"{DEV_SET}.txt")
     if not os.path.isfile(dev_scores):
         return None
+    prior = costs.effective_prior if prior is None else float(prior)
+    saved = os.path.join(folder, CALIBRATION_FILE)
+    if os.path.isfile(saved) and os.path.getmtime(saved) >= os.path.getmtime(dev_scores):
+        with open(saved, encoding="utf-8") as fin:
+            fields = json.load(fin)
+        if fields.get("prior") == prior:
+            return Calibration(a=fields["a"], b=fields["b"], prior=prior)
     return fit_calibration(read_scores(dev_scores), prior, costs)
 
 
