@@ -73,3 +73,10 @@ def test_multi_depth_branches_calibrate_on_their_own_dev_scores(asv5_data, tiny_
         assert (folder / "scores" / "eval.calibrated.txt").is_file()
         calibrations.append(calibration["a"])
     assert calibrations[0] != calibrations[1]
+    # The depths of the run fuse into one system (python -m lobes.fuse).
+    from lobes.fuse import main as fuse_main
+
+    fuse_main([str(output), "--out", str(tmp_path / "fused")])
+    fused = json.loads((tmp_path / "fused" / "results.json").read_text())
+    assert len(fused["fusion"]["weights"]) == 2 and set(fused["test_sets"]) == {"dev", "eval"}
+    assert len(read_scores(tmp_path / "fused" / "scores" / "eval.txt")) == 2 * COUNTS["eval"]
