@@ -108,10 +108,8 @@ class Calibration:
 
     def apply_records(self, records):
         """The records with calibrated scores."""
-        calibrated = self.apply([r.score for r in records])
-        return [
-            ScoreRecord(r.utt_id, r.attack, r.key, float(s)) for r, s in zip(records, calibrated)
-        ]
+        calibrated = self.apply([r.score for r in records]).tolist()
+        return [ScoreRecord(r.utt_id, r.attack, r.key, s) for r, s in zip(records, calibrated)]
 
 
 def fit_calibration(records, prior=None, costs=ASVSPOOF5_COSTS):
@@ -132,12 +130,6 @@ def fit_calibration(records, prior=None, costs=ASVSPOOF5_COSTS):
     is_bonafide = np.array([r.key == "bonafide" for r in records])
     weights, bias = fit_logistic(scores[:, None], is_bonafide, prior)
     return Calibration(a=float(weights[0]), b=bias, prior=prior)
-
-
-def _split(records):
-    scores = np.array([r.score for r in records], dtype=np.float64)
-    is_bonafide = np.array([r.key == "bonafide" for r in records])
-    return scores[is_bonafide], scores[~is_bonafide]
 
 
 def calibrated_path(folder, name):
@@ -190,12 +182,14 @@ def calibrated_test_outputs(records, folder, name, prior=None, costs=ASVSPOOF5_C
         reason = f"no dev scores in {os.path.join(folder, 'scores')}: score the dev set first"
         logger.warning("%s: not calibrated (%s)", name, reason)
         return {"calibration": None, "calibration_note": reason}
-    calibrated = calibration.apply_records(records)
+    raw = np.fromiter((r.score for r in records), dtype=np.float64, count=len(records))
+    is_bonafide = np.array([r.key == "bonafide" for r in records], dtype=bool)
+    calibrated = calibration.apply(raw)
     entries = {
         "calibration": {**asdict(calibration), "fitted_on": f"scores/{DEV_SET}.txt"},
-        "calibrated": detection_metrics(*_split(calibrated), costs),
+        "calibrated": detection_metrics(calibrated[is_bonafide], calibrated[~is_bonafide], costs),
     }
     if name != DEV_SET:
-        write_scores(output, calibrated)
+        write_scores(output, records, calibrated.tolist())
         entries["calibrated_score_file"] = output
     return entries

@@ -28,7 +28,7 @@ from asvspoof5_prepare import prepare_asvspoof5, prepared_splits  # noqa: E402
 from lobes.brain import SpoofBrain  # noqa: E402
 from lobes.calibration import dev_calibration  # noqa: E402
 from lobes.data import make_datasets  # noqa: E402
-from lobes.metrics import metrics_by_group  # noqa: E402
+from lobes.metrics import metrics_by_groups, record_metrics  # noqa: E402
 from lobes.prepare import read_manifest  # noqa: E402
 from lobes.recipe import load_recipe, train_and_test  # noqa: E402
 from lobes.scores import atomic_write_text  # noqa: E402
@@ -36,9 +36,10 @@ from lobes.scores import atomic_write_text  # noqa: E402
 CHALLENGE_HEADER = "filename\tcm-score\n"
 
 
-def write_challenge_scores(path, records):
+def write_challenge_scores(path, records, scores=None):
     """Writes the challenge's score file: header ``filename<TAB>cm-score``,
-    then one ``FILE<TAB>SCORE`` line a trial.
+    then one ``FILE<TAB>SCORE`` line a trial; ``scores`` (same order)
+    replaces the records' own (e.g. calibrated ones).
 
     Example
     -------
@@ -53,34 +54,32 @@ def write_challenge_scores(path, records):
     ids = [r.utt_id for r in records]
     if len(set(ids)) != len(ids):
         raise ValueError(f"a trial is scored twice while writing {path}")
-    lines = "".join(f"{r.utt_id}\t{r.score:.6f}\n" for r in records)
+    scores = [r.score for r in records] if scores is None else scores
+    lines = "".join(f"{utt_id}\t{score:.6f}\n" for utt_id, score in zip(ids, scores))
     atomic_write_text(path, CHALLENGE_HEADER + lines)
 
 
-def breakdowns(records, codecs):
-    """Metrics by attack and, when any trial is coded, by codec (each with
-    ``pooled``). ``codecs``: utterance id -> codec (``-`` when uncoded)."""
-    scores = np.array([r.score for r in records], dtype=np.float64)
-    is_bonafide = np.array([r.key == "bonafide" for r in records])
-    result = {"by_attack": metrics_by_group(scores, is_bonafide, [r.attack for r in records])}
-    trial_codecs = [codecs[r.utt_id] for r in records]
-    if any(codec != "-" for codec in trial_codecs):
-        result["by_codec"] = metrics_by_group(scores, is_bonafide, trial_codecs, shared_bonafide=False)
-    return result
+def codec_grouping(codecs):
+    """``{"by_codec": (codecs, False)}`` when any trial is coded, else ``{}``
+    (see ``lobes.metrics.metrics_by_groups``; codecs hold bona fide trials too)."""
+    return {"by_codec": (codecs, False)} if any(codec != "-" for codec in codecs) else {}
 
 
 class ASVspoof5Brain(SpoofBrain):
-    """Adds the breakdowns by attack and codec and the challenge score files."""
+    """Adds the breakdown by codec (``by_attack`` is every recipe's) and the
+    challenge score files, raw and calibrated."""
 
-    def set_codecs(self):
-        """Utterance id -> codec of the current set, from its manifest."""
+    def record_codecs(self, records):
+        """The codec of each record, from the current set's manifest."""
         manifest = os.path.join(self.hparams.manifest_folder, f"{self.test_name}.csv")
-        return {row["ID"]: row["codec"] for row in read_manifest(manifest)}
+        codec_of = {row["ID"]: row["codec"] for row in read_manifest(manifest)}
+        return [codec_of[r.utt_id] for r in records]
 
     def test_metrics(self, records):
-        metrics = super().test_metrics(records)
-        metrics.update(breakdowns(records, self.set_codecs()))
-        return metrics
+        # One sort for the pooled metrics and both breakdowns; kept for
+        # extra_test_outputs, which gets the same records next.
+        self.codecs = self.record_codecs(records)
+        return record_metrics(records, groupings=codec_grouping(self.codecs))
 
     def extra_test_outputs(self, records, folder):
         scores = os.path.join(folder, "scores")
@@ -90,11 +89,14 @@ class ASVspoof5Brain(SpoofBrain):
         # same one lobes.calibration applies to scores/<set>.calibrated.txt).
         calibration = dev_calibration(folder, getattr(self.hparams, "calibration_prior", None))
         if calibration is not None:
-            calibrated = calibration.apply_records(records)
+            raw = np.fromiter((r.score for r in records), dtype=np.float64, count=len(records))
+            calibrated = calibration.apply(raw)
             path = os.path.join(scores, f"{self.test_name}_challenge.calibrated.tsv")
-            write_challenge_scores(path, calibrated)
+            write_challenge_scores(path, records, calibrated.tolist())
             outputs["challenge_calibrated_score_file"] = path
-            outputs["calibrated_breakdowns"] = breakdowns(calibrated, self.set_codecs())
+            is_bonafide = np.array([r.key == "bonafide" for r in records], dtype=bool)
+            groupings = {"by_attack": ([r.attack for r in records], True), **codec_grouping(self.codecs)}
+            outputs["calibrated_breakdowns"] = metrics_by_groups(calibrated, is_bonafide, groupings)
         return outputs
 
 
