@@ -1,5 +1,6 @@
 """Shared fixtures: tiny local SSL models and a recipe runner."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -28,6 +29,17 @@ def smoke_overrides(data_folder, ssl, output, *extra, n_layers=2):
         "--num_workers=0",
         *extra,
     )
+
+
+def load_recipe_module(dataset, script="train.py", name=None):
+    """Imports ``recipes/<dataset>/<script>`` under its own module name
+    (every recipe has a ``train.py``)."""
+    name = name or f"{dataset.lower()}_{os.path.splitext(script)[0]}"
+    path = os.path.join(REPO, "recipes", dataset, script)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

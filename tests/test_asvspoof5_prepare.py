@@ -152,3 +152,22 @@ def test_synthetic_tree_builder_matches_the_prepare_step(tmp_path, form):
     prepare_asvspoof5(str(tmp_path), str(out))
     for split in counts:
         assert len(read_manifest(out / f"{split}.csv")) == 4
+
+
+def test_train_script_docstring_examples_and_challenge_file(tmp_path):
+    import doctest
+
+    from conftest import load_recipe_module
+    from lobes.scores import ScoreRecord
+
+    train = load_recipe_module("ASVspoof5")
+    result = doctest.testmod(train)
+    assert result.attempted > 0 and result.failed == 0
+    records = [ScoreRecord("E_0000000001", "A17", "spoof", -1.5), ScoreRecord("E_0000000002", "-", "bonafide", 2.0)]
+    path = tmp_path / "eval_challenge.tsv"
+    train.write_challenge_scores(str(path), records, scores=[0.25, 0.5])
+    assert path.read_text() == "filename\tcm-score\nE_0000000001\t0.250000\nE_0000000002\t0.500000\n"
+    with pytest.raises(ValueError, match="scored twice"):
+        train.write_challenge_scores(str(path), records + records[:1])
+    assert train.codec_grouping(["-", "-"]) == {}
+    assert train.codec_grouping(["-", "C01"]) == {"by_codec": (["-", "C01"], False)}
