@@ -39,6 +39,28 @@ DEV_SET = "dev"
 CALIBRATION_FILE = "calibration.json"
 
 
+def check_prior(prior, option="calibration_prior"):
+    """``prior`` if None (the cost model's) or a number in (0, 1); else an
+    error naming ``option``, so that a bad value stops a run at start-up
+    rather than after training.
+
+    Example
+    -------
+    >>> check_prior(1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: calibration_prior must be null (the cost model's effective prior) or a bona fide prior in (0, 1), got 1.5
+    """
+    if prior is None:
+        return None
+    if isinstance(prior, bool) or not isinstance(prior, (int, float)) or not 0.0 < prior < 1.0:
+        raise ValueError(
+            f"{option} must be null (the cost model's effective prior) or a bona fide "
+            f"prior in (0, 1), got {prior!r}"
+        )
+    return float(prior)
+
+
 def fit_logistic(features, is_bonafide, prior, l2=1e-4):
     """Prior-weighted logistic regression: weights ``w`` and bias ``b`` such
     that ``features @ w + b`` are LLRs (bona fide vs spoof) at ``prior``.

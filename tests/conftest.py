@@ -42,6 +42,22 @@ def load_recipe_module(dataset, script="train.py", name=None):
     return module
 
 
+def assert_calibrated(results, output, name):
+    """Test set ``name`` of a run reports minDCF, actDCF and Cllr of raw and
+    calibrated scores (calibrated on the run's dev scores), and its
+    calibrated score file lists every trial."""
+    from lobes.scores import read_scores
+
+    metrics = results["test_sets"][name]
+    assert "dev" in results["test_sets"]
+    for key in ("min_dcf", "act_dcf", "cllr"):
+        assert key in metrics and key in metrics["calibrated"]
+    assert metrics["calibrated"]["eer"] == pytest.approx(metrics["eer"])  # an increasing map
+    assert metrics["calibration"]["a"] > 0
+    calibrated = read_scores(os.path.join(output, "scores", f"{name}.calibrated.txt"))
+    assert len(calibrated) == metrics["n_trials"]
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """(model_type, stable_layer_norm) -> path of a tiny 4-layer model."""

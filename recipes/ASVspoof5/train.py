@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from asvspoof5_prepare import prepare_asvspoof5, prepared_splits  # noqa: E402
 
 from lobes.brain import SpoofBrain  # noqa: E402
-from lobes.calibration import dev_calibration  # noqa: E402
+from lobes.calibration import check_prior, dev_calibration  # noqa: E402
 from lobes.data import make_datasets  # noqa: E402
 from lobes.metrics import metrics_by_groups, record_metrics  # noqa: E402
 from lobes.prepare import read_manifest  # noqa: E402
@@ -107,6 +107,7 @@ def dataio_prep(hparams, splits):
 
 if __name__ == "__main__":
     hparams, run_opts = load_recipe()
+    check_prior(hparams["calibration_prior"])
     run_on_main(
         prepare_asvspoof5,
         kwargs={
