@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 DEV_SET = "dev"
 CALIBRATION_FILE = "calibration.json"
+MIN_SLOPE = 1e-6
 
 
 def check_prior(prior, option="calibration_prior"):
@@ -61,7 +62,7 @@ def check_prior(prior, option="calibration_prior"):
     return float(prior)
 
 
-def fit_logistic(features, is_bonafide, prior, l2=1e-4):
+def fit_logistic(features, is_bonafide, prior, l2=1e-4, min_weight=None):
     """Prior-weighted logistic regression: weights ``w`` and bias ``b`` such
     that ``features @ w + b`` are LLRs (bona fide vs spoof) at ``prior``.
 
@@ -76,6 +77,9 @@ def fit_logistic(features, is_bonafide, prior, l2=1e-4):
         barely moves a fit on overlapping classes but keeps the map finite
         when dev scores separate the classes perfectly, where the
         unpenalised optimum lies at infinite scale.
+    min_weight : float, optional
+        Lower bound of every weight (none by default: a fusion may weigh a
+        system negatively).
 
     Example
     -------
@@ -111,7 +115,10 @@ def fit_logistic(features, is_bonafide, prior, l2=1e-4):
         return loss, grad
 
     start = np.concatenate([np.full(x.shape[1], 1.0 / x.shape[1]), [0.0]])
-    result = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+    bounds = [(min_weight, None)] * x.shape[1] + [(None, None)]
+    result = minimize(
+        objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 1000}
+    )
     if not np.all(np.isfinite(result.x)):
         raise RuntimeError(f"logistic regression diverged: {result.message}")
     return result.x[:-1], float(result.x[-1])
@@ -150,7 +157,9 @@ def fit_calibration(records, prior=None, costs=ASVSPOOF5_COSTS):
     prior = costs.effective_prior if prior is None else float(prior)
     scores = np.array([r.score for r in records])
     is_bonafide = np.array([r.key == "bonafide" for r in records])
-    weights, bias = fit_logistic(scores[:, None], is_bonafide, prior)
+    # The map stays increasing (a >= MIN_SLOPE), so EER and minDCF never
+    # change: scores that rank worse than chance on dev are not turned round.
+    weights, bias = fit_logistic(scores[:, None], is_bonafide, prior, min_weight=MIN_SLOPE)
     return Calibration(a=float(weights[0]), b=bias, prior=prior)
 
 

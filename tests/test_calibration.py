@@ -140,3 +140,20 @@ def test_test_outputs_fit_on_dev_and_apply_to_other_sets(tmp_path):
     )
     assert entries["calibrated"]["cllr"] < raw_eval["cllr"] - 0.5
     assert entries["calibrated"]["eer"] == pytest.approx(raw_eval["eer"])
+
+
+def test_calibration_never_reverses_the_ranking():
+    # Dev scores that rank worse than chance: the slope stops at its lower
+    # bound instead of turning negative, so EER and minDCF stay as they were.
+    bonafide, spoof = gaussian_llrs(np.random.default_rng(5), 2000)
+    calibration = fit_calibration(records(-bonafide, -spoof))
+    assert 0 < calibration.a < 1e-3
+    raw = detection_metrics(-bonafide, -spoof)
+    cal = detection_metrics(calibration.apply(-bonafide), calibration.apply(-spoof))
+    assert cal["eer"] == pytest.approx(raw["eer"]) and cal["min_dcf"] == pytest.approx(raw["min_dcf"])
+    assert cal["cllr"] < raw["cllr"]
+    # A fusion may weigh a system negatively.
+    features = np.concatenate([-bonafide, -spoof])[:, None]
+    labels = np.arange(features.shape[0]) < bonafide.size
+    weights, _ = fit_logistic(features, labels, 0.5)
+    assert weights[0] == pytest.approx(-1.0, abs=0.1)
