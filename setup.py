@@ -24,6 +24,7 @@ setup(
         "av>=14,<19",  # PyAV: FFmpeg codecs for lobes.augment.codec
         "matplotlib>=3.7",
         "numpy>=1.24",
+        "scipy>=1.10",  # calibration and score fusion (scipy.optimize)
         "tqdm",
     ],
     extras_require={"test": ["pytest>=8"]},

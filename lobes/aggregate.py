@@ -32,13 +32,16 @@ from lobes.scores import atomic_write_text
 from lobes.sweep import ssl_name
 
 MISSING = "-"
+# Every recipe scores dev too (its scores fit the calibration); it selected
+# the checkpoint, so its EER is no test result and stays out of the tables.
+SELECTION_SET = "dev"
 
 
 def load_results(root):
     """Every run's results below ``root`` as flat records.
 
     Each record: dataset, ssl, head, n_layers, seed, layer_weights and
-    ``eer`` per test set. The dataset comes from the run's config, or else
+    ``eer`` per test set (dev, the selection set, left out). The dataset comes from the run's config, or else
     from the first folder below ``root`` (the sweep layout).
     """
     records = []
@@ -60,7 +63,11 @@ def load_results(root):
                 "n_layers": int(config["n_layers"]),
                 "seed": config.get("seed"),
                 "layer_weights": results.get("layer_weights", []),
-                "eer": {name: m["eer"] for name, m in results.get("test_sets", {}).items()},
+                "eer": {
+                    name: m["eer"]
+                    for name, m in results.get("test_sets", {}).items()
+                    if name != SELECTION_SET
+                },
                 "path": path,
             }
         )

@@ -22,8 +22,9 @@ from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast, run_on_mai
 from speechbrain.utils.epoch_loop import EpochCounterWithStopper
 from torch.nn.parallel import DistributedDataParallel
 
+from lobes.calibration import calibrated_test_outputs
 from lobes.distributed import all_sum, gather_unique, if_main_process, shard_sampler
-from lobes.metrics import compute_eer, eer_by_group
+from lobes.metrics import compute_eer, record_metrics
 from lobes.scores import ScoreRecord, atomic_write_text, write_scores
 from lobes.ssl import MultiDepthSSL
 
@@ -385,22 +386,11 @@ class SpoofBrain(sb.Brain):
     def test_metrics(self, records):
         """Metrics of one test set; recipes extend this.
 
-        Returns a dict with ``eer`` (%), trial counts and ``eer_by_attack`` (%).
+        Returns a dict with ``eer`` (%), trial counts, ``eer_by_attack`` (%)
+        and the ASVspoof 5 costs of the raw scores (``min_dcf``, ``act_dcf``,
+        ``cllr``; see ``lobes.metrics.record_metrics``).
         """
-        return {
-            "eer": 100 * self._records_eer(records),
-            "n_trials": len(records),
-            "n_bonafide": sum(r.key == "bonafide" for r in records),
-            "n_spoof": sum(r.key != "bonafide" for r in records),
-            "eer_by_attack": {
-                attack: 100 * eer
-                for attack, eer in eer_by_group(
-                    [r.score for r in records],
-                    [r.key for r in records],
-                    [r.attack for r in records],
-                ).items()
-            },
-        }
+        return record_metrics(records)
 
     def extra_test_outputs(self, records, folder):
         """Hook for recipe-specific files beside the score file (e.g. a
@@ -436,6 +426,9 @@ class SpoofBrain(sb.Brain):
         write_scores(score_path, records)
         metrics = {"loss": loss, **self.test_metrics(records), "score_file": score_path}
         metrics.update(self.extra_test_outputs(records, folder))
+        # Dev fits the calibration; other sets get scores/<name>.calibrated.txt.
+        prior = getattr(self.hparams, "calibration_prior", None)
+        metrics.update(calibrated_test_outputs(records, folder, name, prior))
 
         results_path = os.path.join(folder, "results.json")
         results = {}
@@ -463,7 +456,11 @@ def print_summary(name, metrics, layer_weights):
     for key, value in metrics.items():
         if isinstance(value, float) and key != "loss":
             lines.append(f"  {key:<24} {value:8.3f}")
-    for group_key in (k for k, v in metrics.items() if isinstance(v, dict)):
+    numeric_groups = (
+        k for k, v in metrics.items()
+        if isinstance(v, dict) and any(isinstance(x, (int, float)) for x in v.values())
+    )
+    for group_key in numeric_groups:
         cells = "  ".join(
             f"{g}:{v:.2f}" for g, v in metrics[group_key].items() if isinstance(v, (int, float))
         )

@@ -1,4 +1,5 @@
-"""Countermeasure metrics: EER, min t-DCF (ASVspoof 2019 and 2021), breakdowns.
+"""Countermeasure metrics: EER, min t-DCF (ASVspoof 2019 and 2021), the
+ASVspoof 5 costs (minDCF, actDCF, Cllr), breakdowns.
 
 All scores follow one convention: higher means more bona fide.
 The EER is the official ASVspoof definition (stable sort, one threshold per
@@ -6,7 +7,7 @@ sorted trial, EER = mean of miss and false-alarm rates where they are
 closest), computed in O(n log n).
 """
 
-from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -174,11 +175,280 @@ def eer_by_group(scores, labels, groups):
     ...              ["-", "-", "A07", "A08"])
     {'A07': 0.0, 'A08': 0.75}
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels)
-    bonafide = scores[labels == "bonafide"]
-    by_group = defaultdict(list)
-    for score, label, group in zip(scores, labels, groups):
-        if label != "bonafide":
-            by_group[group].append(score)
-    return {group: compute_eer(bonafide, by_group[group])[0] for group in sorted(by_group)}
+    is_bonafide = np.array([label == "bonafide" for label in labels], dtype=bool)
+    by_group = metrics_by_group(scores, is_bonafide, groups)
+    by_group.pop("pooled")
+    return {group: metrics["eer"] / 100 for group, metrics in by_group.items()}
+
+
+# ---------------------------------------------------------------------------
+# ASVspoof 5 detection costs (Track 1) and Cllr. Scores are read as
+# natural-log likelihood ratios (bona fide vs spoof) by actDCF and Cllr.
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The detection cost model of ASVspoof 5 Track 1 (the default) or another.
+
+    ``beta = Cmiss (1 - Pspoof) / (Cfa Pspoof)``; the Bayes decision
+    threshold on LLRs is ``-ln(beta)``; the effective bona fide prior is
+    ``beta / (1 + beta)``, the one prior that makes the three-parameter
+    cost model a one-parameter one.
+
+    Example
+    -------
+    >>> costs = CostModel()
+    >>> round(costs.beta, 4), round(costs.threshold, 4), round(costs.effective_prior, 4)
+    (1.9, -0.6419, 0.6552)
+    """
+
+    p_spoof: float = 0.05
+    c_miss: float = 1.0
+    c_fa: float = 10.0
+
+    @property
+    def beta(self):
+        return self.c_miss * (1 - self.p_spoof) / (self.c_fa * self.p_spoof)
+
+    @property
+    def threshold(self):
+        return -float(np.log(self.beta))
+
+    @property
+    def effective_prior(self):
+        return self.beta / (1 + self.beta)
+
+    def normalised_dcf(self, p_miss, p_fa):
+        """Cost of miss and false-alarm rates, normalised by the cost of the
+        better of the two trivial systems (accept all / reject all)."""
+        miss_weight = self.c_miss * (1 - self.p_spoof)
+        fa_weight = self.c_fa * self.p_spoof
+        return (miss_weight * p_miss + fa_weight * p_fa) / min(miss_weight, fa_weight)
+
+
+ASVSPOOF5_COSTS = CostModel()
+
+
+def min_dcf(bonafide_scores, spoof_scores, costs=ASVSPOOF5_COSTS):
+    """Minimum normalised DCF over all thresholds (ASVspoof 5 Track 1).
+
+    Example
+    -------
+    >>> min_dcf([2, 1, 0.5, -1], [-2, -0.5, 0.8, -3])
+    0.5
+    """
+    p_miss, p_fa, _ = det_curve(bonafide_scores, spoof_scores)
+    return float(costs.normalised_dcf(p_miss, p_fa).min())
+
+
+def act_dcf(bonafide_scores, spoof_scores, costs=ASVSPOOF5_COSTS):
+    """Normalised DCF at the Bayes threshold ``-ln(beta)`` on LLR scores:
+    a miss is a bona fide score below it, a false alarm a spoof score at or
+    above it.
+
+    Example
+    -------
+    >>> round(act_dcf([2, 1, 0.5, -1], [-2, -0.5, 0.8, -3]), 6)
+    0.975
+    """
+    bonafide = np.asarray(bonafide_scores, dtype=np.float64)
+    spoof = np.asarray(spoof_scores, dtype=np.float64)
+    p_miss = float(np.mean(bonafide < costs.threshold))
+    p_fa = float(np.mean(spoof >= costs.threshold))
+    return float(costs.normalised_dcf(p_miss, p_fa))
+
+
+def cllr(bonafide_scores, spoof_scores):
+    """Log-likelihood-ratio cost in bits:
+    ``0.5 [mean log2(1 + e^-s) over bona fide + mean log2(1 + e^s) over spoof]``.
+
+    Example
+    -------
+    >>> round(cllr([2, 1, 0.5, -1], [-2, -0.5, 0.8, -3]), 6)
+    0.730044
+    """
+    bonafide = np.asarray(bonafide_scores, dtype=np.float64)
+    spoof = np.asarray(spoof_scores, dtype=np.float64)
+    # logaddexp(0, x) = ln(1 + e^x) without overflow for large |x|.
+    nats = np.mean(np.logaddexp(0.0, -bonafide)) + np.mean(np.logaddexp(0.0, spoof))
+    return float(0.5 * nats / np.log(2.0))
+
+
+class _SortedTrials:
+    """Trials sorted once by score (ties bona fide first, as ``det_curve``
+    orders them) with each trial's error and Cllr term at hand, so that the
+    costs of any subset come from a mask over that order instead of a new
+    sort: this is what keeps breakdowns over 680k trials fast."""
+
+    def __init__(self, scores, is_bonafide, costs=ASVSPOOF5_COSTS):
+        scores = np.asarray(scores, dtype=np.float64).ravel()
+        is_bonafide = np.asarray(is_bonafide, dtype=bool).ravel()
+        # Bona fide trials first, then a stable sort: ties keep them first.
+        grouped = np.concatenate([np.flatnonzero(is_bonafide), np.flatnonzero(~is_bonafide)])
+        self.order = grouped[np.argsort(scores[grouped], kind="stable")]
+        self.costs_model = costs
+        ordered = scores[self.order]
+        self.bonafide = is_bonafide[self.order]
+        # A miss is a bona fide score below the Bayes threshold, a false
+        # alarm a spoof score at or above it (actDCF); Cllr terms in nats.
+        self.error = np.where(self.bonafide, ordered < costs.threshold, ordered >= costs.threshold)
+        self.cllr_term = np.logaddexp(0.0, np.where(self.bonafide, -ordered, ordered))
+
+    def costs(self, selected=None):
+        """``detection_metrics`` of the trials where ``selected`` (a mask in
+        sorted order; all trials if None)."""
+        labels, error, term = self.bonafide, self.error, self.cllr_term
+        if selected is not None:
+            labels, error, term = labels[selected], error[selected], term[selected]
+        n_bonafide = int(labels.sum())
+        n_spoof = labels.size - n_bonafide
+        if n_bonafide == 0 or n_spoof == 0:
+            raise ValueError(
+                f"need both bona fide and spoof scores, got {n_bonafide} bona fide "
+                f"and {n_spoof} spoof"
+            )
+        bonafide_below = np.cumsum(labels)
+        frr = np.concatenate([[0.0], bonafide_below / n_bonafide])
+        spoof_above = n_spoof - (np.arange(1, labels.size + 1) - bonafide_below)
+        far = np.concatenate([[1.0], spoof_above / n_spoof])
+        index = int(np.argmin(np.abs(frr - far)))
+        p_miss = np.count_nonzero(error & labels) / n_bonafide
+        p_fa = np.count_nonzero(error & ~labels) / n_spoof
+        nats = term[labels].sum() / n_bonafide + term[~labels].sum() / n_spoof
+        return {
+            "eer": float(100 * (frr[index] + far[index]) / 2),
+            "min_dcf": float(self.costs_model.normalised_dcf(frr, far).min()),
+            "act_dcf": float(self.costs_model.normalised_dcf(p_miss, p_fa)),
+            "cllr": float(0.5 * nats / np.log(2.0)),
+        }
+
+
+def detection_metrics(bonafide_scores, spoof_scores, costs=ASVSPOOF5_COSTS):
+    """EER (%), minDCF, actDCF and Cllr (bits) of one condition, from one
+    sort of the scores.
+
+    Example
+    -------
+    >>> m = detection_metrics([2, 1, 0.5, -1], [-2, -0.5, 0.8, -3])
+    >>> {k: round(v, 6) for k, v in m.items()}
+    {'eer': 25.0, 'min_dcf': 0.5, 'act_dcf': 0.975, 'cllr': 0.730044}
+    """
+    bonafide = np.asarray(bonafide_scores, dtype=np.float64).ravel()
+    spoof = np.asarray(spoof_scores, dtype=np.float64).ravel()
+    trials = _SortedTrials(
+        np.concatenate([bonafide, spoof]),
+        np.concatenate([np.ones(bonafide.size, bool), np.zeros(spoof.size, bool)]),
+        costs,
+    )
+    return trials.costs()
+
+
+def group_codes(groups):
+    """Integer codes and sorted names of a sequence of group labels (a dict
+    lookup: numpy's string sort in ``np.unique`` is far slower).
+
+    Example
+    -------
+    >>> codes, names = group_codes(["b", "a", "b"])
+    >>> codes.tolist(), names
+    ([1, 0, 1], ['a', 'b'])
+    """
+    groups = list(groups)
+    names = sorted(set(groups))
+    lookup = {name: code for code, name in enumerate(names)}
+    return np.fromiter(map(lookup.__getitem__, groups), dtype=np.int64, count=len(groups)), names
+
+
+def metrics_by_group(scores, is_bonafide, groups, shared_bonafide=True, costs=ASVSPOOF5_COSTS):
+    """``detection_metrics`` per group, plus ``"pooled"`` over every trial.
+
+    Arguments
+    ---------
+    scores : array-like
+    is_bonafide : array-like of bool
+    groups : array-like of str
+        Group of each trial (attack, codec, ...).
+    shared_bonafide : bool
+        True (attacks): each group's spoofs against all bona fide trials,
+        whose own group is ignored. False (conditions such as codecs, which
+        bona fide trials have too): each group's bona fide trials against its
+        spoofs; a group lacking either class is left out.
+
+    Example
+    -------
+    >>> out = metrics_by_group([2, 1, -2, 0.8], [True, True, False, False], ["-", "-", "A1", "A2"])
+    >>> {g: m["eer"] for g, m in out.items()}
+    {'A1': 0.0, 'A2': 0.0, 'pooled': 0.0}
+    """
+    return metrics_by_groups(scores, is_bonafide, {"groups": (groups, shared_bonafide)}, costs)["groups"]
+
+
+def metrics_by_groups(scores, is_bonafide, groupings, costs=ASVSPOOF5_COSTS):
+    """Several ``metrics_by_group`` breakdowns of the same trials from one sort.
+
+    Arguments
+    ---------
+    groupings : dict
+        Name -> ``(groups, shared_bonafide)``.
+
+    Example
+    -------
+    >>> out = metrics_by_groups([2, 1, -2, 0.8], [True, True, False, False],
+    ...                         {"by_attack": (["-", "-", "A1", "A2"], True),
+    ...                          "by_codec": (["C1", "C2", "C1", "C2"], False)})
+    >>> {name: sorted(groups) for name, groups in out.items()}
+    {'by_attack': ['A1', 'A2', 'pooled'], 'by_codec': ['C1', 'C2', 'pooled']}
+    """
+    trials = _SortedTrials(scores, is_bonafide, costs)
+    bonafide = trials.bonafide
+    pooled = trials.costs()
+    results = {}
+    for grouping, (groups, shared_bonafide) in groupings.items():
+        codes, names = group_codes(groups)
+        codes = codes[trials.order]
+        results[grouping] = {}
+        for code, name in enumerate(names):
+            in_group = codes == code
+            spoof = in_group & ~bonafide
+            selected = (bonafide | spoof) if shared_bonafide else in_group
+            if spoof.any() and (selected & bonafide).any():
+                results[grouping][name] = trials.costs(selected)
+        results[grouping]["pooled"] = dict(pooled)
+    return results
+
+
+def record_metrics(records, costs=ASVSPOOF5_COSTS, groupings=None):
+    """The metrics every recipe reports for a list of ``ScoreRecord``: EER (%),
+    trial counts, minDCF, actDCF and Cllr (bits), EER per attack (%) and
+    ``by_attack``, the four metrics per attack with ``pooled``.
+
+    ``groupings`` adds breakdowns from the same sort, e.g.
+    ``{"by_codec": (codec of each record, False)}`` (see ``metrics_by_groups``).
+
+    Example
+    -------
+    >>> from lobes.scores import ScoreRecord as R
+    >>> m = record_metrics([R("a", "-", "bonafide", 2.0), R("b", "A01", "spoof", -1.0)])
+    >>> m["eer"], m["n_trials"], m["eer_by_attack"], m["act_dcf"], sorted(m["by_attack"])
+    (0.0, 2, {'A01': 0.0}, 0.0, ['A01', 'pooled'])
+    """
+    scores = np.fromiter((r.score for r in records), dtype=np.float64, count=len(records))
+    is_bonafide = np.array([r.key == "bonafide" for r in records], dtype=bool)
+    groupings = {"by_attack": ([r.attack for r in records], True), **(groupings or {})}
+    breakdowns = metrics_by_groups(scores, is_bonafide, groupings, costs)
+    pooled = breakdowns["by_attack"]["pooled"]
+    return {
+        "eer": pooled["eer"],
+        "n_trials": len(records),
+        "n_bonafide": int(is_bonafide.sum()),
+        "n_spoof": int((~is_bonafide).sum()),
+        "min_dcf": pooled["min_dcf"],
+        "act_dcf": pooled["act_dcf"],
+        "cllr": pooled["cllr"],
+        "eer_by_attack": {
+            attack: metrics["eer"]
+            for attack, metrics in breakdowns["by_attack"].items()
+            if attack != "pooled"
+        },
+        **breakdowns,
+    }

@@ -31,7 +31,8 @@ def load_recipe(argv=None):
 
 
 def train_and_test(brain_class, hparams, run_opts, datasets, test_sets):
-    """Trains on ``datasets["train"]``, selects on ``"dev"``, scores ``test_sets``.
+    """Trains on ``datasets["train"]``, selects on ``"dev"``, scores ``"dev"``
+    (for calibration) and ``test_sets``.
 
     A rerun resumes from the last checkpoint; a finished run only re-scores.
     Under ``torchrun`` every split must give each rank a trial (checked
@@ -52,6 +53,8 @@ def train_and_test(brain_class, hparams, run_opts, datasets, test_sets):
         train_loader_kwargs=hparams["train_dataloader_opts"],
         valid_loader_kwargs=hparams["test_dataloader_opts"],
     )
-    for name in test_sets:
+    # The selected checkpoint scores dev first: its scores fit the calibration
+    # applied to the test sets (lobes.calibration).
+    for name in ["dev", *(name for name in test_sets if name != "dev")]:
         brain.evaluate_set(datasets[name], name, hparams["test_dataloader_opts"])
     return brain

@@ -34,8 +34,11 @@ def atomic_write_text(path, text):
         raise
 
 
-def write_scores(path, records):
+def write_scores(path, records, scores=None):
     """Writes score records, one line each; refuses duplicate trial ids.
+
+    ``scores`` (one per record, same order) replaces the records' own
+    scores, e.g. with calibrated ones, without building new records.
 
     Example
     -------
@@ -44,13 +47,17 @@ def write_scores(path, records):
     >>> read_scores(path)
     [ScoreRecord(utt_id='LA_E_1', attack='-', key='bonafide', score=1.5)]
     """
+    if scores is None:
+        scores = [record.score for record in records]
+    if len(scores) != len(records):
+        raise ValueError(f"{len(scores)} scores for {len(records)} records while writing {path}")
     seen = set()
     lines = []
-    for record in records:
+    for record, score in zip(records, scores):
         if record.utt_id in seen:
             raise ValueError(f"trial {record.utt_id!r} scored twice while writing {path}")
         seen.add(record.utt_id)
-        lines.append(f"{record.utt_id} {record.attack} {record.key} {record.score:.6f}\n")
+        lines.append(f"{record.utt_id} {record.attack} {record.key} {score:.6f}\n")
     atomic_write_text(str(path), "".join(lines))
 
 

@@ -1,4 +1,4 @@
-"""A small synthetic corpus in the ASVspoof 2019 LA layout, for demos and tests.
+"""Small synthetic corpora in the ASVspoof 2019 LA and ASVspoof 5 layouts, for demos and tests.
 
 Bona fide "speech" is a harmonic source with a wandering pitch, moving
 formant-like resonances, a syllabic amplitude envelope and fricative-like
@@ -146,3 +146,85 @@ def _write_asv_scores(root, rng):
         path = os.path.join(folder, f"ASVspoof2019.LA.asv.{split}.gi.trl.scores.txt")
         with open(path, "w", encoding="utf-8") as fout:
             fout.writelines(f"{cm} {asv} {score:.4f}\n" for cm, asv, score in rows)
+
+
+ASVSPOOF5_SPLITS = {"train": ("T", "flac_T"), "dev": ("D", "flac_D"), "eval": ("E", "flac_E_eval")}
+ASVSPOOF5_ATTACKS = {"train": ("A01", "A02"), "dev": ("A09", "A10"), "eval": ("A17", "A18")}
+ASVSPOOF5_PROTOCOLS = {
+    "tsv": {
+        "train": "ASVspoof5.train.tsv",
+        "dev": "ASVspoof5.dev.track_1.tsv",
+        "eval": "ASVspoof5.eval.track_1.tsv",
+    },
+    "metadata": {
+        "train": "ASVspoof5.train.metadata.txt",
+        "dev": "ASVspoof5.dev.metadata.txt",
+        "eval": "ASVspoof5.eval.metadata.txt",
+    },
+}
+
+
+def make_synthetic_asvspoof5(
+    folder, n_bonafide=None, n_spoof=None, seconds=(2.0, 5.0), seed=0, protocol_form="tsv",
+    splits=("train", "dev", "eval"),
+):
+    """Writes a synthetic ASVspoof 5 (Track 1) tree under ``folder``.
+
+    Layout as released: ``flac_T/``, ``flac_D/``, ``flac_E_eval/`` with
+    ``{T,D,E}_##########.flac`` and the protocols beside them, either the
+    10-column ``.tsv`` files (``protocol_form="tsv"``) or the challenge
+    phase's 6-column ``*.metadata.txt`` (``"metadata"``). Eval rows of the
+    ``.tsv`` form carry codecs (``C01``, ``C02`` or ``-``, in the metadata
+    only: the audio is not coded).
+
+    Returns
+    -------
+    dict
+        Split -> number of trials written.
+
+    Example
+    -------
+    >>> counts = make_synthetic_asvspoof5(getfixture("tmp_path"), {"train": 2, "dev": 1, "eval": 1},
+    ...                                   {"train": 2, "dev": 1, "eval": 2}, seconds=(0.5, 0.6))
+    >>> counts
+    {'train': 4, 'dev': 2, 'eval': 3}
+    """
+    if protocol_form not in ASVSPOOF5_PROTOCOLS:
+        raise ValueError(f"protocol_form must be one of {sorted(ASVSPOOF5_PROTOCOLS)}")
+    n_bonafide = n_bonafide or {"train": 60, "dev": 30, "eval": 30}
+    n_spoof = n_spoof or {"train": 60, "dev": 30, "eval": 30}
+    rng = np.random.default_rng(seed)
+    os.makedirs(str(folder), exist_ok=True)
+    counts = {}
+    for split in splits:
+        letter, audio_name = ASVSPOOF5_SPLITS[split]
+        audio_dir = os.path.join(str(folder), audio_name)
+        os.makedirs(audio_dir, exist_ok=True)
+        lines = []
+        n_total = n_bonafide[split] + n_spoof[split]
+        for index, number in enumerate(rng.choice(10**10, size=n_total, replace=False)):
+            utt_id = f"{letter}_{number:010d}"
+            speaker = f"{letter}_{rng.integers(0, 20):04d}"
+            gender = "FM"[index % 2]
+            signal = bonafide_signal(rng, rng.uniform(*seconds))
+            if index < n_bonafide[split]:
+                tag, attack, key = "-", "bonafide", "bonafide"
+            else:
+                attack_index = index % 2
+                tag, attack, key = f"AC{attack_index + 1}", ASVSPOOF5_ATTACKS[split][attack_index], "spoof"
+                signal = vocoder_resynthesis(signal, rng, attack_index)
+            sf.write(os.path.join(audio_dir, f"{utt_id}.flac"), signal, SAMPLE_RATE)
+            if protocol_form == "metadata":
+                lines.append(f"{speaker} {utt_id} {gender} - {attack if key == 'spoof' else '-'} {key}\n")
+                continue
+            codec = ("-", "C01", "C02")[index % 3] if split == "eval" else "-"
+            quality, codec_seed = ("-", "-") if codec == "-" else (str(1 + index % 8), str(index))
+            lines.append(
+                f"{speaker} {utt_id} {gender} {codec} {quality} {codec_seed} {tag} {attack} {key} -\n"
+            )
+        order = rng.permutation(len(lines))
+        path = os.path.join(str(folder), ASVSPOOF5_PROTOCOLS[protocol_form][split])
+        with open(path, "w", encoding="utf-8") as fout:
+            fout.writelines(lines[i] for i in order)
+        counts[split] = n_total
+    return counts

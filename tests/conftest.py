@@ -1,5 +1,6 @@
 """Shared fixtures: tiny local SSL models and a recipe runner."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -28,6 +29,33 @@ def smoke_overrides(data_folder, ssl, output, *extra, n_layers=2):
         "--num_workers=0",
         *extra,
     )
+
+
+def load_recipe_module(dataset, script="train.py", name=None):
+    """Imports ``recipes/<dataset>/<script>`` under its own module name
+    (every recipe has a ``train.py``)."""
+    name = name or f"{dataset.lower()}_{os.path.splitext(script)[0]}"
+    path = os.path.join(REPO, "recipes", dataset, script)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_calibrated(results, output, name):
+    """Test set ``name`` of a run reports minDCF, actDCF and Cllr of raw and
+    calibrated scores (calibrated on the run's dev scores), and its
+    calibrated score file lists every trial."""
+    from lobes.scores import read_scores
+
+    metrics = results["test_sets"][name]
+    assert "dev" in results["test_sets"]
+    for key in ("min_dcf", "act_dcf", "cllr"):
+        assert key in metrics and key in metrics["calibrated"]
+    assert metrics["calibrated"]["eer"] == pytest.approx(metrics["eer"])  # an increasing map
+    assert metrics["calibration"]["a"] > 0
+    calibrated = read_scores(os.path.join(output, "scores", f"{name}.calibrated.txt"))
+    assert len(calibrated) == metrics["n_trials"]
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lobes.synthetic import make_synthetic_la  # noqa: E402
+from lobes.synthetic import make_synthetic_asvspoof5, make_synthetic_la  # noqa: E402
 from lobes.testing import save_tiny_ssl  # noqa: E402
 
 SAMPLE_BUILDERS = {}
@@ -56,6 +56,12 @@ def sample_builder(dataset):
 def asvspoof2019_sample(folder):
     counts = {"train": 3, "dev": 2, "eval": 2}
     make_synthetic_la(folder, counts, counts, seconds=(0.5, 0.8), seed=3)
+
+
+@sample_builder("ASVspoof5")
+def asvspoof5_sample(folder):
+    counts = {"train": 3, "dev": 2, "eval": 2}
+    make_synthetic_asvspoof5(folder, counts, counts, seconds=(0.5, 0.8), seed=3)
 
 
 @sample_builder("CtrSVDD")

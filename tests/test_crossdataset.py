@@ -15,7 +15,7 @@ from crossdataset_prepare import (  # noqa: E402
     read_asv21_scores,
 )
 
-from conftest import smoke_overrides  # noqa: E402
+from conftest import assert_calibrated, smoke_overrides  # noqa: E402
 from lobes.prepare import ProtocolError, read_manifest  # noqa: E402
 from lobes.scores import read_scores  # noqa: E402
 from lobes.synthetic import bonafide_signal, make_synthetic_la  # noqa: E402
@@ -128,7 +128,10 @@ def test_cross_dataset_command_scores_every_set(tmp_path, tiny_ssl, run_recipe):
         script="evaluate.py",
     )
     results = json.loads((output / "results.json").read_text())["test_sets"]
-    assert set(results) == {"eval", "asv21_la", "asv21_df", "itw"}
+    assert set(results) == {"dev", "eval", "asv21_la", "asv21_df", "itw"}
+    # Cross-dataset sets are calibrated on the training run's dev scores.
+    for name in ("asv21_la", "asv21_df", "itw"):
+        assert_calibrated({"test_sets": results}, output, name)
     assert [results[name]["n_trials"] for name in ("asv21_la", "asv21_df", "itw")] == [4, 3, 4]
     assert "min_tdcf" in results["asv21_la"] and "min_tdcf" not in results["asv21_df"]
     assert len(read_scores(output / "scores" / "itw.txt")) == 4

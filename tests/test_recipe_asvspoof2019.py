@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import smoke_overrides
+from conftest import assert_calibrated, smoke_overrides
 from lobes.scores import read_scores
 from lobes.synthetic import make_synthetic_la
 
@@ -36,6 +36,7 @@ def test_train_select_and_score(la_data, tiny_ssl, tmp_path, run_recipe, hparams
     assert eval_results["n_trials"] == 2 * COUNTS["eval"]
     assert set(eval_results["eer_by_attack"]) == {"A07", "A08"}
     assert eval_results["min_tdcf"] >= 0.0  # the synthetic tree has ASV scores
+    assert_calibrated(results, output, "eval")
     assert len(results["layer_weights"]) == 2
     assert sum(results["layer_weights"]) == pytest.approx(1.0)
     assert results["config"]["n_layers"] == 2

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import assert_calibrated
 from test_ctrsvdd_prepare import build_ctrsvdd_tree, ctrsvdd_train, kept_ids
 
 from lobes.prepare import read_manifest
@@ -41,6 +42,7 @@ def test_train_select_and_score(tmp_path, tiny_ssl, run_recipe, hparams, crop):
     results = json.loads((output / "results.json").read_text())
     metrics = results["test_sets"]["eval"]
     assert metrics["n_trials"] == len(EVAL_IDS) == 8
+    assert_calibrated(results, output, "eval")
     # Recompute the headline from the written files: acesinger (2) and A14 (1) out.
     sources = {row["ID"]: row["source"] for row in read_manifest(output / "manifests" / "eval.csv")}
     eer, n_kept = ctrsvdd_train.challenge_eer(records, sources)

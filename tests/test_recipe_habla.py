@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import assert_calibrated
 from test_habla_prepare import RATIOS, build_full_release
 
 from lobes.prepare import read_manifest
@@ -45,6 +46,7 @@ def test_train_select_and_score(habla_data, tiny_ssl, tmp_path, run_recipe, hpar
     results = json.loads((output / "results.json").read_text())
     test = results["test_sets"]["test"]
     assert 0.0 <= test["eer"] <= 100.0
+    assert_calibrated(results, output, "test")
     assert test["n_trials"] == len(trials)
     spoof_methods = {t["attack"] for t in trials if t["label"] == "spoof"}
     assert set(test["eer_by_attack"]) == spoof_methods

@@ -9,6 +9,7 @@ import sys
 import pytest
 import speechbrain as sb
 import torch
+from conftest import assert_calibrated
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
@@ -134,6 +135,7 @@ def test_utterance_detection_smoke(ps_data, tiny_ssl, tmp_path, run_recipe, hpar
         assert 0.0 <= metrics["eer"] <= 100.0
         assert (metrics["n_bonafide"], metrics["n_spoof"]) == COUNTS[split]
         assert set(metrics["eer_by_attack"]) == {"CON"}
+    assert_calibrated(results, output, "eval")
 
 
 def test_localisation_smoke(ps_data, tiny_ssl, tmp_path, run_recipe):

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import assert_calibrated
 from test_scenefake_prepare import FLAT_LISTS, FOLDER_SPLITS, build_flat_tree, build_folder_tree
 
 from lobes.prepare import read_manifest
@@ -51,9 +52,12 @@ def test_train_select_and_score_every_test_set(tmp_path, tiny_ssl, run_recipe, f
     log = run_recipe("SceneFake", hparams, tmp_path, *overrides(data, tiny_ssl, output))
 
     results = json.loads((output / "results.json").read_text())
-    assert set(results["test_sets"]) == set(expected_sets)
+    # dev is scored too: it fits the calibration of the test sets.
+    assert set(results["test_sets"]) == {"dev", *expected_sets}
     assert sorted(p.name for p in (output / "scores").iterdir()) == sorted(
-        f"{name}.txt" for name in expected_sets
+        ["dev.txt"]
+        + [f"{name}.txt" for name in expected_sets]
+        + [f"{name}.calibrated.txt" for name in expected_sets]
     )
     for name, split in expected_sets.items():
         records = assert_scored_once(output / "scores" / f"{name}.txt", output / "manifests" / f"{split}.csv")
@@ -62,6 +66,7 @@ def test_train_select_and_score_every_test_set(tmp_path, tiny_ssl, run_recipe, f
         assert metrics["n_trials"] == trials[split]
         assert 0.0 <= metrics["eer"] <= 100.0
         assert f"== {name}: {trials[split]} trials" in log
+        assert_calibrated(results, output, name)
     assert len(results["layer_weights"]) == 2
     assert sum(results["layer_weights"]) == pytest.approx(1.0)
     assert results["config"]["class_weights"] == [0.2, 0.8]
