@@ -212,10 +212,14 @@ def main(argv=None):
     if world_size > 1:
         device = _init_distributed(args, local_rank)
     try:
-        detector = SpoofDetector.from_output_folder(
-            args.model_dir, run_opts={"device": device}, ssl_source=args.ssl_source,
-            precision=args.precision, backend=args.backend,
-        )
+        try:
+            detector = SpoofDetector.from_output_folder(
+                args.model_dir, run_opts={"device": device}, ssl_source=args.ssl_source,
+                precision=args.precision, backend=args.backend,
+            )
+        except ValueError as err:  # an option the model or the hardware cannot run
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         scores, errors = score_paths(
             detector, shard(files, rank, world_size), args.batch_size, args.window, args.hop,
             args.aggregation, progress=not args.no_progress and rank == 0,
