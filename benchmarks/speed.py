@@ -789,6 +789,8 @@ def parse_args(argv=None):
     parser.add_argument("--fidelity-run",
                         help="trained recipe output folder (e.g. demo.py's <workdir>/run) whose "
                              "eval manifest is scored by every path for the fidelity columns")
+    parser.add_argument("--fidelity-json",
+                        help="fidelity saved by an earlier --fidelity-run (its 'fidelity' key)")
     parser.add_argument("--json", help="with --fast: also write rows and fidelity here")
     return parser.parse_args(argv)
 
@@ -805,7 +807,10 @@ def run_fast(args, folder, progress):
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     depths = dict(item.split(":") for item in args.fast_depths.split(","))
     fidelity = None
-    if args.fidelity_run:
+    if args.fidelity_json:
+        with open(args.fidelity_json, encoding="utf-8") as fin:
+            fidelity = json.load(fin)["fidelity"]
+    elif args.fidelity_run:
         files, labels = eval_files_and_labels(args.fidelity_run)
         fidelity = score_fidelity(args.fidelity_run, files, labels, paths, emulate_bf16=True,
                                   progress=progress)
