@@ -460,6 +460,7 @@ class SpoofDetector(Pretrained):
         result is ``None`` and the other files are still scored (as the
         ``lobes.detect`` CLI does). ``progress=True`` shows a tqdm bar.
         """
+        paths = [str(path) for path in paths]  # AudioFiles yields them as str
         batch_size = batch_size or self.batch_size
         num_workers = self.num_workers if num_workers is None else int(num_workers)
         results = {}
