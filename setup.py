@@ -27,6 +27,10 @@ setup(
         "scipy>=1.10",  # calibration and score fusion (scipy.optimize)
         "tqdm",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        # backend="onnx" of SpoofDetector / lobes.detect (lobes.fastpaths).
+        "onnx": ["onnx>=1.17,<2", "onnxruntime>=1.20,<2", "onnxscript>=0.5,<1"],
+    },
     entry_points={"console_scripts": ["lobes-detect = lobes.detect:main"]},
 )

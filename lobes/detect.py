@@ -5,11 +5,21 @@
 PATHs are files or folders (searched recursively for .wav, .flac, .ogg and
 .mp3 files; a file named explicitly is tried whatever its extension). The
 output has one ``PATH<TAB>SCORE`` line per scored file (score = bona fide
-logit, higher = more bona fide), plus ``<TAB>bonafide|spoof`` with
+logit, higher = more bona fide), in the order the files were found, plus ``<TAB>bonafide|spoof`` with
 ``--threshold`` (bona fide when the score is at or above it); the decisions
 are also printed. Files that cannot be read, or hold no samples, are named on
 stderr and left out of the output; the other files are still scored and
 written, and the exit code is 1. Exit code 2: no audio found or bad usage.
+
+Audio is decoded in ``--num-workers`` DataLoader workers while the model
+scores, with a progress bar on stderr. ``--precision`` and ``--backend``
+choose a faster encoder (see the README's speed section).
+
+Under torchrun every rank scores its shard of the files and rank 0 writes
+the one merged output, each file exactly once, in the same order as a
+single-process run::
+
+    torchrun --standalone --nproc_per_node=2 -m lobes.detect MODEL_DIR audio/ --out s.txt
 
 Example::
 
@@ -26,7 +36,9 @@ import warnings
 from tqdm import tqdm
 from transformers.utils import logging as transformers_logging
 
-from lobes.inference import AGGREGATIONS, SpoofDetector, read_audio
+from lobes.fastpaths import BACKENDS
+from lobes.inference import AGGREGATIONS, SpoofDetector
+from lobes.precision import PRECISIONS
 from lobes.scores import atomic_write_text
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -81,29 +93,56 @@ def decision(score, threshold):
 
 
 def score_paths(detector, files, batch_size, window=None, hop=None, aggregation=None,
-                progress=True):
+                progress=True, num_workers=0):
     """Scores ``files``; returns ``(scores, errors)`` as path -> score / message.
 
-    Files are read ``batch_size`` at a time; one that cannot be read is
-    recorded in ``errors`` and the others of its batch are still scored.
+    Files are decoded in ``num_workers`` DataLoader workers, ``batch_size``
+    at a time; one that cannot be read is recorded in ``errors`` and the
+    others are still scored.
     """
-    scores, errors = {}, {}
-    with tqdm(total=len(files), unit="file", disable=not progress, file=sys.stderr) as bar:
-        for first in range(0, len(files), batch_size):
-            readable, wavs = [], []
-            for path in files[first : first + batch_size]:
-                try:
-                    wavs.append(read_audio(path))
-                    readable.append(path)
-                except (RuntimeError, ValueError) as err:
-                    errors[path] = str(err)
-            if wavs:
-                results = detector.score_waveforms(
-                    wavs, window=window, hop=hop, aggregation=aggregation, batch_size=batch_size
-                )
-                scores.update((path, r.score) for path, r in zip(readable, results))
-            bar.update(len(files[first : first + batch_size]))
+    errors = {}
+    results = detector.score_files(
+        files, window=window, hop=hop, aggregation=aggregation, batch_size=batch_size,
+        num_workers=num_workers, progress=progress, errors=errors,
+    )
+    scores = {path: r.score for path, r in zip(files, results) if r is not None}
     return scores, errors
+
+
+def distributed_world():
+    """``(rank, world_size, local_rank)`` under torchrun, ``(0, 1, 0)`` otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def shard(files, rank, world_size):
+    """Files scored by ``rank``: every ``world_size``-th one, so each file once.
+
+    Example
+    -------
+    >>> [shard(list("abcde"), r, 2) for r in (0, 1)]
+    [['a', 'c', 'e'], ['b', 'd']]
+    """
+    return files[rank::world_size]
+
+
+def gather_on_rank0(scores, errors, world_size):
+    """Merges every rank's ``(scores, errors)`` on rank 0 (None elsewhere)."""
+    import torch.distributed as dist
+
+    if world_size == 1:
+        return scores, errors
+    parts = [None] * world_size if dist.get_rank() == 0 else None
+    dist.gather_object((scores, errors), parts, dst=0)
+    if dist.get_rank() != 0:
+        return None
+    merged_scores, merged_errors = {}, {}
+    for part_scores, part_errors in parts:
+        merged_scores.update(part_scores)
+        merged_errors.update(part_errors)
+    return merged_scores, merged_errors
 
 
 def format_lines(files, scores, threshold=None):
@@ -142,7 +181,17 @@ def parse_args(argv=None):
     parser.add_argument("--aggregation", choices=AGGREGATIONS, default="mean",
                         help="how window scores make the file score")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu or cuda (under torchrun: each rank takes cuda:LOCAL_RANK)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="encoder precision: bf16 needs native bf16 (falls back to fp32 "
+                             "with a warning), fp16 a GPU, int8 a CPU")
+    parser.add_argument("--backend", choices=BACKENDS, default="eager",
+                        help="eager PyTorch, torch.compile, or ONNX Runtime (fp32/int8)")
+    parser.add_argument("--num-workers", type=int, default=2,
+                        help="DataLoader workers decoding audio (0: in the main process)")
+    parser.add_argument("--distributed-backend", default=None,
+                        help="under torchrun: gloo (CPU) or nccl (GPU); default from --device")
     parser.add_argument("--ssl-source", help="load the SSL from here instead of the recorded source")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
@@ -158,20 +207,70 @@ def main(argv=None):
         print("error: no audio files found", file=sys.stderr)
         return 2
     _quiet_libraries()
-    detector = SpoofDetector.from_output_folder(
-        args.model_dir, run_opts={"device": args.device}, ssl_source=args.ssl_source
-    )
-    scores, errors = score_paths(
-        detector, files, args.batch_size, args.window, args.hop, args.aggregation,
-        progress=not args.no_progress,
-    )
+    rank, world_size, local_rank = distributed_world()
+    device = args.device
+    if world_size > 1:
+        device = _init_distributed(args, local_rank)
+    try:
+        try:
+            detector = SpoofDetector.from_output_folder(
+                args.model_dir, run_opts={"device": device}, ssl_source=args.ssl_source,
+                precision=args.precision, backend=args.backend,
+            )
+        except ValueError as err:  # an option the model or the hardware cannot run
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        scores, errors = score_paths(
+            detector, shard(files, rank, world_size), args.batch_size, args.window, args.hop,
+            args.aggregation, progress=not args.no_progress and rank == 0,
+            num_workers=args.num_workers,
+        )
+        merged = gather_on_rank0(scores, errors, world_size)
+        code = _report(args, files, missing, *merged) if rank == 0 else None
+        return _share_exit_code(code, world_size)
+    finally:
+        if world_size > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _init_distributed(args, local_rank):
+    """Joins torchrun's process group; returns this rank's device."""
+    import torch
+    import torch.distributed as dist
+
+    on_gpu = args.device.startswith("cuda")
+    backend = args.distributed_backend or ("nccl" if on_gpu else "gloo")
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise SystemExit("error: --distributed-backend=nccl needs CUDA GPUs; use gloo on a CPU")
+    dist.init_process_group(backend=backend)
+    if on_gpu:
+        torch.cuda.set_device(local_rank)
+        return f"cuda:{local_rank}"
+    return args.device
+
+
+def _share_exit_code(code, world_size):
+    """Rank 0's exit code on every rank, so torchrun reports one outcome."""
+    if world_size == 1:
+        return code
+    import torch.distributed as dist
+
+    box = [code]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _report(args, files, missing, scores, errors):
+    """Writes the score file and prints the summary; returns the exit code."""
     lines = format_lines(files, scores, args.threshold)
     if args.out:
         atomic_write_text(args.out, "".join(lines))
     if args.threshold is not None or not args.out:
         sys.stdout.write("".join(lines))
-    for path, message in errors.items():
-        print(f"error: could not score {path}: {message}", file=sys.stderr)
+    for path in (p for p in files if p in errors):
+        print(f"error: could not score {path}: {errors[path]}", file=sys.stderr)
     failed = len(errors) + len(missing)
     print(f"scored {len(scores)} of {len(files) + len(missing)} files"
           + (f" into {args.out}" if args.out else "")

@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lobes.precision import full_precision
+
 
 class MaskedLayerBatchNorm(nn.BatchNorm2d):
     """BatchNorm over stacked layers (B, N, T, C) with the N layers as channels.
@@ -86,6 +88,7 @@ class WeightedLayerSum(nn.Module):
         """Returns the softmax-normalised layer weights, shape (N,), detached."""
         return F.softmax(self.weight_logits.detach(), dim=0)
 
+    @full_precision  # fp32 even when the encoder runs in bf16/fp16
     def forward(self, layers, mask=None):
         """Fuses ``layers`` (B, N, T, C) into (B, T, C).
 

@@ -31,6 +31,7 @@ Usage (tests/test_inference.py runs all of this on a tiny trained model)::
 import logging
 import os
 import random
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -42,9 +43,11 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.data_utils import batch_pad_right
+from tqdm import tqdm
 
 from lobes.brain import rank_checkpoint
 from lobes.data import SAMPLE_RATE, crop_or_tile
+from lobes.fastpaths import build_scorer
 
 logger = logging.getLogger(__name__)
 
@@ -188,16 +191,21 @@ def _load_hparams(hparams_file, overrides):
         torch.random.set_rng_state(states[2])
 
 
-class _ScoringGraph(torch.nn.Module):
-    """SSL, fusion and head as one module mapping waveforms to bona fide logits."""
+class ScoringGraph(torch.nn.Module):
+    """SSL, fusion and head as one module mapping waveforms to bona fide logits.
+
+    ``forward(wavs, wav_lens=None)``: (B, S) waveforms and relative lengths
+    (all 1 when omitted) -> (B,) bona fide logits.
+    """
 
     def __init__(self, ssl, head):
         super().__init__()
         self.ssl, self.head = ssl, head
 
-    def forward(self, wavs):
-        lens = torch.ones(wavs.shape[0], device=wavs.device)
-        feats, feat_lens = self.ssl(wavs, lens)
+    def forward(self, wavs, wav_lens=None):
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0], device=wavs.device)
+        feats, feat_lens = self.ssl(wavs, wav_lens)
         return self.head(feats, feat_lens)[:, 1]
 
 
@@ -223,19 +231,39 @@ class SpoofDetector(Pretrained):
         Default window aggregation, ``"mean"`` or ``"min"``.
     batch_size : int
         Segments scored per forward.
+    precision : str
+        ``"fp32"`` (default), ``"bf16"`` (falls back to fp32, with a
+        warning, on hardware without native bf16), ``"fp16"`` (GPU only)
+        or ``"int8"`` (CPU only); see ``lobes.precision``. Only the encoder
+        runs in it; fusion and head stay fp32.
+    backend : str
+        ``"eager"`` (default), ``"compile"`` (``torch.compile``; the first
+        batch of each new shape compiles) or ``"onnx"`` (exported to ONNX
+        and run by ONNX Runtime; fp32 or int8). See ``lobes.fastpaths``.
+    num_workers : int
+        DataLoader workers that decode files for ``score_files`` (0: in
+        this process).
     """
 
     MODULES_NEEDED = ["ssl", "head"]
 
     def __init__(self, modules, hparams, run_opts=None, window=None, hop=None,
-                 aggregation="mean", batch_size=8):
+                 aggregation="mean", batch_size=8, precision="fp32", backend="eager",
+                 num_workers=0):
         super().__init__(modules=modules, hparams=hparams, run_opts=run_opts, freeze_params=True)
         self.crop_mode = hparams.get("eval_crop", "first")
         self.max_samples = int(hparams.get("max_samples", 64600))
         self.window, self.hop = window, hop
         self.aggregation = aggregation
         self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
         aggregate([0.0], aggregation)  # fail early on a bad name
+        self.requested_precision = precision
+        self.scorer = build_scorer(
+            ScoringGraph(self.mods.ssl, self.mods.head).eval(), precision, backend,
+            self.device, batch_size=self.batch_size,
+        )
+        self.precision, self.backend = self.scorer.precision, self.scorer.backend
 
     @classmethod
     def from_hparams(cls, hparams_file, checkpoint, overrides=None, run_opts=None,
@@ -262,7 +290,8 @@ class SpoofDetector(Pretrained):
             The checkpoint is one depth's of a multi-depth run (it holds
             ``fusion`` and ``head`` instead of ``ssl`` and ``head``).
         **kwargs
-            ``window``, ``hop``, ``aggregation``, ``batch_size``.
+            ``window``, ``hop``, ``aggregation``, ``batch_size``,
+            ``precision``, ``backend``, ``num_workers``.
         """
         overrides = {**TRAINING_ONLY_OVERRIDES, **(overrides or {})}
         if ssl_source is not None:
@@ -331,10 +360,7 @@ class SpoofDetector(Pretrained):
             # The recipe's batches always carry lengths; so do we, so that
             # the encoder sees the same attention mask.
             wav_lens = torch.ones(wavs.shape[0])
-        with torch.no_grad():
-            feats, feat_lens = self.mods.ssl(wavs.to(self.device), wav_lens.to(self.device))
-            logits = self.mods.head(feats, feat_lens)
-        return logits[:, 1].float().cpu()
+        return self.scorer(wavs, wav_lens).float().cpu()
 
     def export_torchscript(self, path, n_samples=None):
         """Saves a TorchScript trace of the truncated encoder, fusion and head.
@@ -350,7 +376,7 @@ class SpoofDetector(Pretrained):
             ``path``.
         """
         n_samples = int(n_samples or self.max_samples)
-        graph = _ScoringGraph(self.mods.ssl, self.mods.head).eval()
+        graph = ScoringGraph(self.mods.ssl, self.mods.head).eval()
         example = torch.zeros(1, n_samples, device=self.device)
         with torch.no_grad(), warnings.catch_warnings():
             # Tracer warnings say that shapes become constants: intended here.
@@ -421,11 +447,80 @@ class SpoofDetector(Pretrained):
         """
         return self.score_files([path], window=window, hop=hop, aggregation=aggregation)[0]
 
-    def score_files(self, paths, window=None, hop=None, aggregation=None, batch_size=None):
+    def score_files(self, paths, window=None, hop=None, aggregation=None, batch_size=None,
+                    num_workers=None, progress=False, errors=None):
         """Scores audio files, batching their segments; one result per path.
 
-        An unreadable or empty file raises with its name; the CLI
-        (``lobes.detect``) reports such files and scores the others.
+        Files are decoded (and resampled) in ``num_workers`` DataLoader
+        workers (the detector's ``num_workers`` by default), ``batch_size``
+        files at a time, while the model scores the previous batch.
+
+        An unreadable or empty file raises with its name, unless ``errors``
+        is a dict: then its message is stored there under its path, its
+        result is ``None`` and the other files are still scored (as the
+        ``lobes.detect`` CLI does). ``progress=True`` shows a tqdm bar.
         """
-        wavs = [read_audio(path) for path in paths]
-        return self.score_waveforms(wavs, window, hop, aggregation, batch_size)
+        paths = [str(path) for path in paths]  # AudioFiles yields them as str
+        batch_size = batch_size or self.batch_size
+        num_workers = self.num_workers if num_workers is None else int(num_workers)
+        results = {}
+        with tqdm(total=len(paths), unit="file", disable=not progress, file=sys.stderr) as bar:
+            for decoded in decoded_batches(paths, batch_size, num_workers):
+                readable = []
+                for path, wav, error in decoded:
+                    if error is None:
+                        readable.append((path, wav))
+                    elif errors is None:
+                        raise error
+                    else:
+                        errors[path] = str(error)
+                if readable:
+                    scored = self.score_waveforms(
+                        [wav for _, wav in readable], window, hop, aggregation, batch_size
+                    )
+                    results.update(zip((path for path, _ in readable), scored))
+                bar.update(len(decoded))
+        return [results.get(path) for path in paths]
+
+
+class AudioFiles(torch.utils.data.Dataset):
+    """Audio files decoded by ``read_audio``; item: ``(path, waveform, error)``.
+
+    A file that cannot be read gives ``(path, None, exception)`` instead of
+    raising inside a DataLoader worker, so that one bad file neither stops
+    the others nor loses its name.
+    """
+
+    def __init__(self, paths):
+        self.paths = [str(p) for p in paths]
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        path = self.paths[index]
+        try:
+            return path, read_audio(path), None
+        except (RuntimeError, ValueError) as err:
+            return path, None, err
+
+
+def decoded_batches(paths, batch_size, num_workers=0):
+    """Lists of ``batch_size`` decoded ``AudioFiles`` items, in order.
+
+    With ``num_workers > 0`` the files are decoded in worker processes
+    ahead of the consumer (torch's DataLoader prefetching), so decoding
+    overlaps scoring.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "a.wav"
+    >>> sf.write(path, np.zeros(800), 16000)
+    >>> [[(p[-5:], w.shape, e) for p, w, e in batch] for batch in decoded_batches([path], 4)]
+    [[('a.wav', torch.Size([800]), None)]]
+    """
+    loader = torch.utils.data.DataLoader(
+        AudioFiles(paths), batch_size=batch_size, num_workers=num_workers,
+        collate_fn=list, persistent_workers=False,
+    )
+    return iter(loader)

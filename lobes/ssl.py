@@ -8,6 +8,7 @@ transformers version does with ``hidden_states`` and the final LayerNorm of
 "stable layer norm" models.
 """
 
+import contextlib
 import json
 import os
 
@@ -23,6 +24,7 @@ from speechbrain.utils.checkpoints import (
 
 from lobes.fusion import WeightedLayerSum
 from lobes.heads.pooling import frame_mask
+from lobes.precision import ambient_autocast_dtype, bf16_supported, resolve_precision
 
 SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
 
@@ -68,13 +70,16 @@ class LengthMaskedGroupNorm(nn.GroupNorm):
         """Normalises (B, C, T) with statistics over ``t < lengths[b]``."""
         if self.lengths is None:
             return super().forward(x)
+        # Statistics over thousands of frames: in fp32 even under bf16/fp16
+        # autocast (as nn.GroupNorm does internally), output in x's dtype.
+        dtype, x = x.dtype, x.float()
         valid = torch.arange(x.shape[-1], device=x.device)[None, :] < self.lengths[:, None]
         valid = valid[:, None, :].to(x.dtype)
         count = valid.sum(dim=-1, keepdim=True)
         mean = (x * valid).sum(dim=-1, keepdim=True) / count
         var = ((x - mean).pow(2) * valid).sum(dim=-1, keepdim=True) / count
         normed = (x - mean) / torch.sqrt(var + self.eps)
-        return normed * self.weight[None, :, None] + self.bias[None, :, None]
+        return (normed * self.weight[None, :, None] + self.bias[None, :, None]).to(dtype)
 
 
 class TruncatedSSLEncoder(HFTransformersInterface):
@@ -169,6 +174,7 @@ class TruncatedSSLEncoder(HFTransformersInterface):
             )
         self._first_cnn_norm = self._mask_first_cnn_norm()
         self._captured = []
+        self._warned_no_bf16 = False
         if include_cnn_output:
             layers[0].register_forward_pre_hook(self._capture_input)
         for layer in layers:
@@ -266,8 +272,24 @@ class TruncatedSSLEncoder(HFTransformersInterface):
         wavs = wavs * sample_mask.to(wavs.dtype)
         return wavs, sample_mask
 
+    def _autocast_this_hardware_can_run(self, device):
+        """Keeps an ambient bf16 autocast (SpeechBrain's ``--precision=bf16``)
+        unless the hardware has no native bf16, where it would make the
+        encoder many times slower than fp32: then the encoder runs in fp32,
+        with one warning saying so."""
+        if ambient_autocast_dtype(device.type) != torch.bfloat16 or bf16_supported(device):
+            return contextlib.nullcontext()
+        if not self._warned_no_bf16:
+            self._warned_no_bf16 = True
+            resolve_precision("bf16", device, option="--precision")  # warns
+        return torch.autocast(device.type, enabled=False)
+
     def forward(self, wavs, wav_lens=None):
         """Returns the stacked layer outputs (B, N, T, C) and frame lengths.
+
+        Under ``torch.autocast`` (bf16/fp16, e.g. SpeechBrain's
+        ``--precision``) the CNN and the transformer run in that precision
+        and the layer outputs come in it.
 
         Arguments
         ---------
@@ -295,7 +317,8 @@ class TruncatedSSLEncoder(HFTransformersInterface):
                 n_real - first_conv.kernel_size[0]
             ) // first_conv.stride[0] + 1
         try:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze), \
+                    self._autocast_this_hardware_can_run(wavs.device):
                 self.model(wavs, attention_mask=attention_mask)
         finally:
             if self._first_cnn_norm is not None:

@@ -227,3 +227,59 @@ def test_loads_one_depth_of_a_multi_depth_run(tmp_path, tiny_ssl, run_recipe):
     (output / "other").mkdir()
     with pytest.raises(FileNotFoundError, match="nor is it the N<n>/ folder of a multi-depth run"):
         SpoofDetector.from_output_folder(output / "other")
+
+
+def test_int8_detector_within_bound_and_fp16_refused_on_cpu(trained, detector, eval_files):
+    paths = list(eval_files.values())
+    reference = np.array([r.score for r in detector.score_files(paths)])
+    int8 = SpoofDetector.from_output_folder(trained[0], run_opts={"device": "cpu"}, precision="int8")
+    assert int8.precision == "int8" and int8.backend == "eager"
+    scores = np.array([r.score for r in int8.score_files(paths)])
+    assert np.abs(scores - reference).max() < 5e-2  # the bound stated in tests/test_precision.py
+    with pytest.raises(ValueError, match="precision='fp16' needs a CUDA GPU"):
+        SpoofDetector.from_output_folder(trained[0], run_opts={"device": "cpu"}, precision="fp16")
+
+
+def test_files_decoded_in_workers_score_the_same(detector, eval_files, tmp_path):
+    paths = list(eval_files.values())
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    in_process = detector.score_files(paths, num_workers=0)
+    errors = {}
+    in_workers = detector.score_files([paths[0], str(bad), *paths[1:]], num_workers=2,
+                                      batch_size=2, errors=errors)
+    assert in_workers[1] is None and "cannot read audio file" in errors[str(bad)]
+    # Other batch compositions: the same up to float rounding.
+    assert [r.score for r in in_workers[:1] + in_workers[2:]] == pytest.approx(
+        [r.score for r in in_process], abs=2e-6)
+    with pytest.raises(RuntimeError, match="bad.wav"):
+        detector.score_files([str(bad)], num_workers=1)
+
+
+def test_cli_refuses_fp16_on_cpu(trained, eval_files, capsys):
+    path = next(iter(eval_files.values()))
+    assert detect.main([str(trained[0]), path, "--precision", "fp16", "--no-progress"]) == 2
+    assert "precision='fp16' needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_cli_under_torchrun_writes_one_merged_output(trained, eval_files, recipe_scores, tmp_path):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for utt, path in eval_files.items():
+        shutil.copy(path, folder / f"{utt}.flac")
+    (folder / "corrupt.wav").write_bytes(b"RIFF broken")
+    single, merged = tmp_path / "single.txt", tmp_path / "merged.txt"
+    assert detect.main([str(trained[0]), str(folder), "--out", str(single), "--no-progress",
+                        "--num-workers", "0"]) == 1
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "lobes.detect", str(trained[0]), str(folder), "--out", str(merged),
+               "--num-workers", "1", "--no-progress"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    # The corrupt file fails on its rank; the merged exit code says so.
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.count("could not score") == 1 and "corrupt.wav" in result.stderr
+    assert merged.read_text() == single.read_text()  # same files, once each, same order
+    lines = [line.split("\t") for line in merged.read_text().splitlines()]
+    assert len(lines) == len(eval_files)
+    assert {os.path.basename(p)[:-5]: s for p, s in lines} == recipe_scores

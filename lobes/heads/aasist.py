@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lobes.precision import full_precision
+
 from lobes.heads.pooling import frame_mask
 
 
@@ -229,6 +231,7 @@ class AASISTHead(nn.Module):
         self.readout_drop = nn.Dropout(0.5)
         self.classifier = nn.Linear(5 * gat_dims[1], 2)
 
+    @full_precision  # fp32 even when the encoder runs in bf16/fp16
     def forward(self, x, lengths=None):
         """Maps features (B, T, C) and relative lengths (B,) to logits (B, 2)
         ordered [spoof, bonafide]."""

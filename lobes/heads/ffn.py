@@ -2,6 +2,8 @@
 
 import torch.nn as nn
 
+from lobes.precision import full_precision
+
 from lobes.heads.pooling import AttentiveStatsPooling
 
 
@@ -51,6 +53,7 @@ class FFNHead(nn.Module):
             nn.Linear(hidden_size, 2),
         )
 
+    @full_precision  # fp32 even when the encoder runs in bf16/fp16
     def forward(self, x, lengths=None):
         """Maps features (B, T, C) and relative lengths (B,) to logits (B, 2)
         ordered [spoof, bonafide]."""

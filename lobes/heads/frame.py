@@ -3,6 +3,8 @@
 import torch
 import torch.nn as nn
 
+from lobes.precision import full_precision
+
 from lobes.heads.pooling import frame_mask
 
 
@@ -46,6 +48,7 @@ class FrameHead(nn.Module):
         self.context = nn.Conv1d(hidden_size, hidden_size, kernel_size, padding=kernel_size // 2)
         self.output = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_size, 2))
 
+    @full_precision  # fp32 even when the encoder runs in bf16/fp16
     def forward(self, x, lengths=None):
         """Maps features (B, T, C) and relative lengths (B,) to frame logits
         (B, T, 2) ordered [spoof, bonafide]; padded frames get zeros."""
