@@ -2,6 +2,8 @@
 
 from setuptools import find_packages, setup
 
+ONNX = ["onnx>=1.17,<2", "onnxruntime>=1.20,<2", "onnxscript>=0.5,<1"]
+
 setup(
     name="lobes",
     version="0.1.0",
@@ -28,9 +30,10 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=8"],
         # backend="onnx" of SpoofDetector / lobes.detect (lobes.fastpaths).
-        "onnx": ["onnx>=1.17,<2", "onnxruntime>=1.20,<2", "onnxscript>=0.5,<1"],
+        "onnx": ONNX,
+        # The tests cover the ONNX backend too.
+        "test": ["pytest>=8", *ONNX],
     },
     entry_points={"console_scripts": ["lobes-detect = lobes.detect:main"]},
 )
