@@ -540,3 +540,32 @@ def head_per_depth(ssl, head_class, head_type=None, **kwargs):
             for b in ssl.branches
         })
     return head_class(ssl.output_size, **kwargs)
+
+
+class BranchSSL(nn.Module):
+    """One branch of a ``MultiDepthSSL`` as a single-depth SSL for scoring:
+    the encoder cut to the branch's depth, then the branch's fusion.
+    ``forward`` returns (fused (B, T, C), relative frame lengths) like
+    ``LayerwiseSSL``; ``lobes.inference`` loads a branch folder with it."""
+
+    def __init__(self, ssl, name):
+        super().__init__()
+        self.name, self.multi = name, ssl
+        self.fusion = ssl.fusions[name]
+        depth = self.fusion.n_layers - int(ssl.encoder.include_cnn_output)
+        layers = ssl.encoder.model.encoder.layers
+        # Outputs are captured by hooks on each layer: dropping the deeper
+        # layers leaves layers 1..depth exactly as they were.
+        ssl.encoder.model.encoder.layers = layers[:depth]
+        ssl.encoder.n_layers = depth
+
+    @property
+    def output_size(self):
+        return self.multi.output_size
+
+    def layer_weights(self):
+        return self.fusion.layer_weights()
+
+    def forward(self, wavs, wav_lens=None):
+        layers, frame_lens, mask = self.multi.features(wavs, wav_lens)
+        return self.multi.fuse(self.name, layers, mask), frame_lens

@@ -47,7 +47,7 @@ def test_each_branch_matches_its_own_single_run(tmp_path, tiny_ssl):
     for name in ("ffn/N1/seed1", "aasist/N3/seed5", "ffn/N3/seed5"):
         head, depth, seed = name.split("/")
         single = load_hparams(tmp_path / name.replace("/", "_"), tmp_path, tiny_ssl, int(depth[1:]),
-                              yaml=f"{head}.yaml", seed=int(seed[4:]), patience=1)
+                              yaml=f"{head}.yaml", patience=1)  # seed 1: the run's batch order
         no_dropout(single["head"])
         train_and_score(single, init[name])
         ours = read_scores(tmp_path / "branched" / name / "scores" / "eval.txt")
@@ -100,3 +100,25 @@ def test_stopped_branches_are_neither_run_nor_updated(tmp_path, tiny_ssl):
     assert not torch.equal(hparams["head"]["ffn/N2/seed1"].frame_mlp[0].weight,
                            frozen["frame_mlp.0.weight"])
     assert os.path.isfile(tmp_path / "out" / "branches.json")
+
+
+def test_a_branch_folder_scores_like_the_run(tmp_path, tiny_ssl, run_recipe):
+    from conftest import smoke_overrides
+    from lobes.inference import SpoofDetector
+
+    counts = {"train": 4, "dev": 3, "eval": 3}
+    make_synthetic_la(tmp_path / "la", counts, counts, seconds=(0.6, 0.9), seed=2)
+    output = tmp_path / "run"
+    run_recipe("ASVspoof2019", "ffn.yaml", tmp_path, *smoke_overrides(
+        tmp_path / "la", tiny_ssl, output, "--number_of_epochs=1", "--heads=[ffn, aasist]",
+        "--init_seeds=[3]", n_layers="[1, 2]"))
+    branch = output / "aasist" / "N1" / "seed3"
+    detector = SpoofDetector.from_output_folder(branch)
+    assert len(detector.mods.ssl.layer_weights()) == 1
+    assert len(detector.mods.ssl.multi.encoder.model.encoder.layers) == 1
+    expected = {r.utt_id: r.score for r in read_scores(branch / "scores" / "eval.txt")}
+    flac = tmp_path / "la" / "LA" / "ASVspoof2019_LA_eval" / "flac"
+    for utt_id, score in expected.items():
+        assert detector.score_file(flac / f"{utt_id}.flac").score == pytest.approx(score, abs=1e-4)
+    results = json.loads((branch / "results.json").read_text())
+    assert results["config"]["head_type"] == "aasist" and "pooling" not in results["config"]
