@@ -10,6 +10,7 @@ metrics (``test_metrics``). Expected hparams: ``class_weights``,
 import json
 import logging
 import os
+import time
 import zipfile
 
 import numpy as np
@@ -22,6 +23,7 @@ from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast, run_on_mai
 from speechbrain.utils.epoch_loop import EpochCounterWithStopper
 from torch.nn.parallel import DistributedDataParallel
 
+from lobes.branches import BRANCH_SEMANTICS, BranchModel, check_branch_folders, check_branch_list
 from lobes.calibration import calibrated_test_outputs
 from lobes.distributed import all_sum, gather_unique, if_main_process, shard_sampler
 from lobes.metrics import compute_eer, record_metrics
@@ -127,7 +129,15 @@ class SpoofBrain(sb.Brain):
     With a ``MultiDepthSSL`` (``n_layers: [2, 4, 6, 12]``) and one head per
     depth, every depth is a branch trained side by side on one encoder pass:
     each has its own dev selection, early stopping, checkpoints and outputs
-    in ``<output_folder>/N<n>/``, in the single-depth format.
+    in ``<output_folder>/N<n>/``, in the single-depth format. With ``heads``
+    and/or ``init_seeds`` lists, every (head, depth, seed) is such a branch,
+    in ``<output_folder>/<head>/N<n>/seed<s>/`` (see ``lobes.branches``).
+    A training step runs the encoder once (no grad when frozen), then each
+    branch's fusion, head, loss and backward one after another, so that one
+    branch's graph is alive at a time; a branch that has stopped early is no
+    longer run nor updated (its gradients stay None, which Adam skips).
+    Each branch has its own optimizer, so that gradient clipping is per
+    branch, as in a run of its own.
 
     Under ``torchrun`` (see the README's "Multi-GPU and multi-node"), each
     rank trains on its shard (SpeechBrain's distributed samplers) and scores
@@ -142,16 +152,40 @@ class SpoofBrain(sb.Brain):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.multi_depth = isinstance(self.ssl, MultiDepthSSL)
-        self.branch_names = list(self.ssl.fusions) if self.multi_depth else [None]
+        self.branches = {b.name: b for b in self.ssl.branches} if self.multi_depth else {}
+        self.branch_names = list(self.branches) if self.multi_depth else [None]
         self.world_size = int(os.environ.get("WORLD_SIZE", 1)) if self.distributed_launch else 1
-        self.branch_checkpointers, self.branch_stoppers = {}, {}
+        self.branch_checkpointers, self.branch_stoppers, self.branch_models = {}, {}, {}
+        self.compute_seconds = {"encoder": 0.0, "heads": 0.0}
         if self.multi_depth:
             self._setup_branches()
 
+    @property
+    def branched(self):
+        """True for a run of (head, depth, seed) branches (``heads`` or
+        ``init_seeds`` lists), False for single and multi-depth runs."""
+        return any(b.seed is not None for b in self.branches.values())
+
     def _setup_branches(self):
-        """Per-depth checkpointers (best model) and early stoppers (resumable)."""
+        """Per-branch models, checkpointers (best model) and early stoppers
+        (resumable); refuses an output folder of another configuration."""
+        if self.branched:
+            check_branch_folders(self.hparams.output_folder, self.branches.values())
+            path, names = check_branch_list(self.hparams.output_folder, self.branches.values())
+            if if_main_process():
+                atomic_write_text(path, json.dumps(names, indent=1) + "\n")
         counter = self.hparams.epoch_counter
-        for name in self.branch_names:
+        for index, name in enumerate(self.branch_names):
+            model = BranchModel(self.ssl.fusions[name], unwrap(self.modules.head)[name])
+            if self.distributed_launch:
+                # One wrapper per branch (registered in modules, so that
+                # SpeechBrain's no_sync reaches it): every parameter of a
+                # wrapper is used whenever it runs, and a stopped branch's
+                # wrapper simply runs no more (no find_unused_parameters).
+                device_ids = None if self.device == "cpu" else [self.device]
+                model = DistributedDataParallel(model, device_ids=device_ids)
+                self.modules[f"branch{index}"] = model
+            self.branch_models[name] = model
             self.branch_checkpointers[name] = sb.utils.checkpoints.Checkpointer(
                 os.path.join(self.branch_folder(name), "save"),
                 recoverables={
@@ -166,10 +200,12 @@ class SpoofBrain(sb.Brain):
                 direction="min",
             )
             self.branch_stoppers[name] = stopper
-            self.checkpointer.add_recoverable(f"stopper_{name}", stopper)
+            # Recoverable names become file names: no "/" of branch names.
+            self.checkpointer.add_recoverable(f"stopper_{name.replace('/', '_')}", stopper)
 
     def branch_folder(self, name):
-        """Output folder of a branch: the run's own, or ``N<n>/`` inside it."""
+        """Output folder of a branch: the run's own, or ``N<n>/`` or
+        ``<head>/N<n>/seed<s>/`` inside it."""
         folder = self.hparams.output_folder
         return folder if name is None else os.path.join(folder, name)
 
@@ -196,6 +232,8 @@ class SpoofBrain(sb.Brain):
         per rank, over that rank's batch, as in a single-process run."""
         if not self.distributed_launch:
             return super()._wrap_distributed()
+        if isinstance(unwrap(self.modules.ssl), MultiDepthSSL):
+            return  # each branch gets its own wrapper in _setup_branches
         for name, module in self.modules.items():
             if any(p.requires_grad for p in module.parameters()):
                 device_ids = None if self.device == "cpu" else [self.device]
@@ -217,21 +255,76 @@ class SpoofBrain(sb.Brain):
         ssl = self.ssl
         return ssl.layer_weights() if name is None else ssl.fusions[name].layer_weights()
 
+    def active_branches(self, stage):
+        """Branches to run: all for testing; those not stopped early for
+        training and dev (a stopped branch's selection is final)."""
+        if stage == sb.Stage.TEST:
+            return list(self.branch_names)
+        return [name for name in self.branch_names if not self.branch_stoppers[name].should_stop]
+
+    def _timed(self, key, fn, *args):
+        """``fn(*args)``, adding its time to ``compute_seconds[key]``."""
+        start = time.perf_counter()
+        out = fn(*args)
+        if self.device != "cpu" and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.compute_seconds[key] += time.perf_counter() - start
+        return out
+
     def compute_forward(self, batch, stage):
         """Waveforms -> ``{branch: logits (B, 2)}`` ordered [spoof, bonafide]."""
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
-        fused = self.scoring_module("ssl", stage)(wavs, wav_lens)
-        head = self.scoring_module("head", stage)
         if self.multi_depth:
-            return head(fused)
-        return {None: head(*fused)}
+            layers, frame_lens, mask = self.ssl.features(wavs, wav_lens)
+            return {
+                name: self.branch_model(name, stage)(layers, mask, frame_lens)
+                for name in self.active_branches(stage)
+            }
+        fused = self.scoring_module("ssl", stage)(wavs, wav_lens)
+        return {None: self.scoring_module("head", stage)(*fused)}
+
+    def branch_model(self, name, stage):
+        """Branch ``name``'s ``BranchModel`` (its DDP wrapper for training)."""
+        model = self.branch_models[name]
+        return model if stage == sb.Stage.TRAIN else unwrap(model)
 
     def fit_batch(self, batch):
-        """SpeechBrain's training step; notes the trial ids with ``log_train_ids``."""
+        """SpeechBrain's training step; notes the trial ids with ``log_train_ids``.
+
+        With branches: the encoder once, then forward and backward of each
+        active branch in turn (memory: the shared layers plus one branch's
+        graph), then one optimizer step.
+        """
         if getattr(self.hparams, "log_train_ids", False):
             self.train_ids.extend(batch.id)
-        return super().fit_batch(batch)
+        if not self.multi_depth:
+            return super().fit_batch(batch)
+        should_step = (self.step % self.grad_accumulation_factor) == 0
+        self.on_fit_batch_start(batch, should_step)
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        total = torch.zeros((), device=self.device)
+        with self.no_sync(not should_step):
+            with self.training_ctx:
+                layers, frame_lens, mask = self._timed("encoder", self.ssl.features, wavs, wav_lens)
+            for name in self.active_branches(sb.Stage.TRAIN):
+                self._timed("heads", self._fit_branch, name, batch, layers, mask, frame_lens)
+                total = total + self.last_branch_loss
+        if should_step:
+            self.optimizers_step()
+        self.on_fit_batch_end(batch, None, total, should_step)
+        return total.detach().cpu()
+
+    def _fit_branch(self, name, batch, layers, mask, frame_lens):
+        """Forward and backward of one branch on the shared layers."""
+        with self.training_ctx:
+            logits = self.branch_models[name](layers, mask, frame_lens)
+            loss = self.compute_objectives({name: logits}, batch, sb.Stage.TRAIN)
+        scaled = self.scaler.scale(loss / self.grad_accumulation_factor)
+        self.check_loss_isfinite(scaled)
+        scaled.backward()
+        self.last_branch_loss = loss.detach()
 
     def compute_objectives(self, predictions, batch, stage):
         """Weighted cross-entropy summed over branches (their parameters are
@@ -259,14 +352,26 @@ class SpoofBrain(sb.Brain):
         )
 
     def init_optimizers(self):
-        """Gives the optimizer the trainable parameters only."""
+        """Gives the optimizer the trainable parameters only; one optimizer
+        per branch, so that SpeechBrain's gradient clipping (per optimizer,
+        ``max_grad_norm``) never couples branches."""
         if self.opt_class is None:
             return
-        params = [p for p in self.modules.parameters() if p.requires_grad]
-        self.optimizer = self.opt_class(params)
-        self.optimizers_dict = {"opt_class": self.optimizer}
-        if self.checkpointer is not None:
-            self.checkpointer.add_recoverable("optimizer", self.optimizer)
+        if self.multi_depth:
+            self.optimizers_dict = {
+                name: self.opt_class([p for p in unwrap(model).parameters() if p.requires_grad])
+                for name, model in self.branch_models.items()
+            }
+            self.optimizer = next(iter(self.optimizers_dict.values()))
+            if self.checkpointer is not None:
+                for name, optimizer in self.optimizers_dict.items():
+                    self.checkpointer.add_recoverable(f"optimizer_{name.replace('/', '_')}", optimizer)
+        else:
+            params = [p for p in self.modules.parameters() if p.requires_grad]
+            self.optimizer = self.opt_class(params)
+            self.optimizers_dict = {"opt_class": self.optimizer}
+            if self.checkpointer is not None:
+                self.checkpointer.add_recoverable("optimizer", self.optimizer)
         # Last step before SpeechBrain resumes, once every recoverable is known:
         # set aside the checkpoints a crash left half-written.
         for checkpointer in [self.checkpointer, *self.branch_checkpointers.values()]:
@@ -311,7 +416,7 @@ class SpoofBrain(sb.Brain):
                     "EER": 100 * self._records_eer(self.score_records[name]),
                     "loss": self.branch_loss[name] / max(self.n_scored_batches, 1),
                 }
-                for name in self.branch_names
+                for name in (self.active_branches(stage) if self.multi_depth else self.branch_names)
             }
         if stage == sb.Stage.VALID:
             # Computed once, on rank 0; every rank decides from the same figures.
@@ -326,6 +431,9 @@ class SpoofBrain(sb.Brain):
 
     def _log_epoch(self, epoch, branch_metrics):
         meta, valid = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]}, {}
+        if self.branched:
+            # Training compute so far: the shared encoder and all branches.
+            meta.update({f"{k}_s": round(v, 2) for k, v in self.compute_seconds.items()})
         for name, metrics in branch_metrics.items():
             prefix = "" if name is None else f"{name} "
             weights = self.branch_layer_weights(name).tolist()
@@ -350,8 +458,6 @@ class SpoofBrain(sb.Brain):
             return
         for name, metrics in branch_metrics.items():
             stopper = self.branch_stoppers[name]
-            if stopper.should_stop:
-                continue  # its selection is final, as in a run of its own
             stopper.current = epoch
             self.branch_checkpointers[name].save_and_keep_only(
                 meta={**metrics, "epoch": epoch},
@@ -409,9 +515,22 @@ class SpoofBrain(sb.Brain):
         return self.evaluate(dataset, test_loader_kwargs=loader_kwargs or {})
 
     def run_config(self, branch):
-        """The hparams that say how a result was made (depth of the branch)."""
+        """The hparams that say how a result was made (head, depth and seed
+        of the branch)."""
         config = {key: getattr(self.hparams, key) for key in RUN_CONFIG_KEYS if hasattr(self.hparams, key)}
-        if branch is not None:
+        if self.branched:
+            info = self.branches[branch]
+            config.update(head_type=info.head, n_layers=info.depth, seed=info.seed)
+            if info.head != getattr(self.hparams, "head_type", info.head):
+                config.pop("pooling", None)  # the YAML's FFN option; not this head's
+            config["branched_run"] = {
+                "n_layers": self.hparams.n_layers,
+                "heads": getattr(self.hparams, "heads", None),
+                "init_seeds": getattr(self.hparams, "init_seeds", None),
+                "batch_order_seed": self.hparams.seed,
+                "semantics": BRANCH_SEMANTICS,
+            }
+        elif branch is not None:
             config["n_layers"] = self.ssl.fusions[branch].n_layers - int(
                 self.ssl.encoder.include_cnn_output
             )

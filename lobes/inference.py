@@ -31,6 +31,7 @@ Usage (tests/test_inference.py runs all of this on a tiny trained model)::
 import logging
 import os
 import random
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from tqdm import tqdm
 from lobes.brain import rank_checkpoint
 from lobes.data import SAMPLE_RATE, crop_or_tile
 from lobes.fastpaths import build_scorer
+from lobes.ssl import BranchSSL
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +269,7 @@ class SpoofDetector(Pretrained):
 
     @classmethod
     def from_hparams(cls, hparams_file, checkpoint, overrides=None, run_opts=None,
-                     ssl_source=None, branch_checkpoint=False, **kwargs):
+                     ssl_source=None, branch_checkpoint=False, branch=None, **kwargs):
         """Builds the model from a hparams file and loads a checkpoint.
 
         Arguments
@@ -289,6 +291,9 @@ class SpoofDetector(Pretrained):
         branch_checkpoint : bool
             The checkpoint is one depth's of a multi-depth run (it holds
             ``fusion`` and ``head`` instead of ``ssl`` and ``head``).
+        branch : str, optional
+            Score this branch (``N<n>`` or ``<head>/N<n>/seed<s>``) of the
+            multi-depth or branched run that ``hparams_file`` describes.
         **kwargs
             ``window``, ``hop``, ``aggregation``, ``batch_size``,
             ``precision``, ``backend``, ``num_workers``.
@@ -300,7 +305,11 @@ class SpoofDetector(Pretrained):
         hparams = _load_hparams(hparams_file, overrides)
         modules = dict(hparams.get("modules") or {"ssl": hparams["ssl"], "head": hparams["head"]})
         modules = {name: modules[name] for name in cls.MODULES_NEEDED}
-        stored = {"fusion": modules["ssl"].fusion, "head": modules["head"]} if branch_checkpoint else modules
+        if branch is not None:
+            if branch not in modules["ssl"].fusions:
+                raise FileNotFoundError(f"the run in {hparams_file} has no branch {branch}")
+            modules = {"ssl": BranchSSL(modules["ssl"], branch), "head": modules["head"][branch]}
+        stored = {"fusion": modules["ssl"].fusion, "head": modules["head"]} if branch_checkpoint or branch else modules
         selected = load_checkpoint(stored, checkpoint, hparams.get("selection_metric", "EER"))
         logger.info("loaded checkpoint %s (%s)", selected.path, selected.meta)
         detector = cls(modules, hparams, run_opts=run_opts, **kwargs)
@@ -319,22 +328,21 @@ class SpoofDetector(Pretrained):
         hparams_file = os.path.join(folder, "hyperparams.yaml")
         if os.path.isfile(hparams_file):
             return cls.from_hparams(hparams_file, os.path.join(folder, "save"), **kwargs)
-        # One depth of a multi-depth run: <run>/N<n>/ with the run's hparams above.
-        depth = os.path.basename(folder)
-        parent_hparams = os.path.join(os.path.dirname(folder), "hyperparams.yaml")
-        if depth[:1] == "N" and depth[1:].isdigit() and os.path.isfile(parent_hparams):
-            # The saved hparams have references resolved: override the
-            # ssl block's depth too.
-            overrides = kwargs.pop("overrides", None) or {}
-            overrides = {**overrides, "n_layers": int(depth[1:])}
-            overrides["ssl"] = {**overrides.get("ssl", {}), "n_layers": int(depth[1:])}
-            return cls.from_hparams(
-                parent_hparams, os.path.join(folder, "save"), overrides=overrides,
-                branch_checkpoint=True, **kwargs,
-            )
+        # One branch of a multi-depth run (<run>/N<n>/) or of a branched run
+        # (<run>/<head>/N<n>/seed<s>/), with the run's hparams above.
+        parts = folder.split(os.sep)
+        for levels, pattern in ((1, r"N\d+"), (3, r"\w+/N\d+/seed-?\d+")):
+            branch = "/".join(parts[-levels:])
+            parent_hparams = os.path.join(os.sep.join(parts[:-levels]), "hyperparams.yaml")
+            if re.fullmatch(pattern, branch) and os.path.isfile(parent_hparams):
+                return cls.from_hparams(
+                    parent_hparams, os.path.join(folder, "save"),
+                    branch=branch, **kwargs,
+                )
         raise FileNotFoundError(
             f"{folder} is not a recipe output folder: it has no hyperparams.yaml "
-            "(nor is it the N<n>/ folder of a multi-depth run)"
+            "(nor is it the N<n>/ folder of a multi-depth run or the "
+            "<head>/N<n>/seed<s>/ folder of a branched run)"
         )
 
     def forward(self, wavs, wav_lens=None):

@@ -11,6 +11,14 @@ run training all depths on one encoder pass, in
 ``<root>/<recipe>/<ssl>/<head>/N<a>-<b>-.../seed<seed>/N<n>/``. Runs are
 sequential; a failed run is reported and the others still run.
 
+With ``--branched`` every (SSL, recipe) is ONE run training every head x
+depth x seed as a branch of one encoder pass (``lobes.branches``): heads are
+the ``--hparams`` stems (the first file's settings serve all), outputs in the
+same ``<root>/<recipe>/<ssl>/<head>/N<n>/seed<seed>/`` folders, the run's own
+files (checkpoint, log, ``branches.json``) in ``<root>/<recipe>/<ssl>/``. A
+rerun resumes it: branches that finished (stopped early or scored) are not
+trained again, unfinished ones continue from the checkpoint.
+
 With ``--nproc_per_node K`` every run trains on K processes through
 ``torchrun`` (give the backend after ``--``: ``--distributed_backend=gloo
 --device=cpu`` on CPU). For several nodes, start the same command on every
@@ -43,37 +51,49 @@ class Run:
     seed: int
     folder: str
     launcher: tuple = ()  # e.g. torchrun and its options; empty: one process
+    heads: tuple = ()  # branched run: the heads; depths and seeds are the lists
+    seeds: tuple = ()
 
     @property
     def head(self):
         return os.path.splitext(os.path.basename(self.hparams))[0]
 
     def result_files(self):
-        """results.json of every depth the run trains."""
+        """results.json of every depth (or branch) the run trains."""
+        if self.heads:
+            return [os.path.join(self.folder, h, f"N{d}", f"seed{s}", "results.json")
+                    for h in self.heads for d in self.depths for s in self.seeds]
         if len(self.depths) == 1:
             return [os.path.join(self.folder, "results.json")]
         return [os.path.join(self.folder, f"N{d}", "results.json") for d in self.depths]
 
-    def is_done(self):
-        """True when every depth has scored at least one test set."""
+    def n_done(self):
+        """How many of ``result_files`` have scored at least one test set."""
+        done = 0
         for path in self.result_files():
-            if not os.path.isfile(path):
-                return False
-            with open(path, encoding="utf-8") as fin:
-                if not json.load(fin).get("test_sets"):
-                    return False
-        return True
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8") as fin:
+                    done += bool(json.load(fin).get("test_sets"))
+        return done
+
+    def is_done(self):
+        """True when every depth (or branch) has scored at least one test set."""
+        return self.n_done() == len(self.result_files())
 
     def command(self, extra_overrides):
         recipe_dir = os.path.join(REPO, "recipes", self.recipe)
         n_layers = self.depths[0] if len(self.depths) == 1 else list(self.depths)
+        branched = (
+            [f"--n_layers={list(self.depths)}", f"--heads=[{', '.join(self.heads)}]",
+             f"--init_seeds={list(self.seeds)}"] if self.heads else [f"--n_layers={n_layers}"]
+        )
         return [
             *(self.launcher or (sys.executable,)),
             os.path.join(recipe_dir, "train.py"),
             os.path.join(recipe_dir, "hparams", self.hparams),
             f"--output_folder={self.folder}",
             f"--ssl_source={self.ssl}",
-            f"--n_layers={n_layers}",
+            *branched,
             f"--seed={self.seed}",
             *extra_overrides,
         ]
@@ -88,6 +108,33 @@ def ssl_name(source):
     ('wavlm-base-plus', 'tiny-hubert')
     """
     return os.path.basename(os.path.normpath(source))
+
+
+def plan_branched_runs(recipe, hparams_files, ssl_sources, depths, seeds, root):
+    """One branched run per SSL: every head (``hparams_files`` stems) x
+    depth x seed; the batch order comes from the first seed.
+
+    Example
+    -------
+    >>> run, = plan_branched_runs("HABLA", ["ffn.yaml", "aasist.yaml"], ["a/wavlm"], [4, 2], [1, 42], "out")
+    >>> run.folder, run.hparams, run.heads, run.depths, run.seeds
+    ('out/HABLA/wavlm', 'ffn.yaml', ('ffn', 'aasist'), (2, 4), (1, 42))
+    >>> run.result_files()[1]
+    'out/HABLA/wavlm/ffn/N2/seed42/results.json'
+    """
+    from lobes.branches import HEAD_CLASSES, plan_branches
+
+    heads = tuple(os.path.splitext(os.path.basename(h))[0] for h in hparams_files)
+    unknown = [h for h in heads if h not in HEAD_CLASSES]
+    if unknown:
+        raise ValueError(f"--branched trains the heads named by --hparams; {unknown} "
+                         f"is not one of {sorted(HEAD_CLASSES)}")
+    plan_branches(list(depths), heads[0], seeds[0], heads=list(heads), init_seeds=list(seeds))  # checks the lists
+    return [
+        Run(recipe, hparams_files[0], ssl, tuple(sorted(depths)), seeds[0],
+            os.path.join(root, recipe, ssl_name(ssl)), heads=heads, seeds=tuple(seeds))
+        for ssl in ssl_sources
+    ]
 
 
 def plan_runs(recipe, hparams_files, ssl_sources, depths, seeds, root, multi_depth=False):
@@ -188,6 +235,8 @@ def parse_args(argv):
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--root", default="results/sweep")
     parser.add_argument("--multi_depth", action="store_true", help="train all depths on one encoder pass")
+    parser.add_argument("--branched", action="store_true",
+                        help="one run per SSL: every head x depth x seed as a branch of one encoder pass")
     parser.add_argument("--dry_run", action="store_true", help="list the runs and their state")
     ddp = parser.add_argument_group("distributed (torchrun)")
     ddp.add_argument("--nproc_per_node", type=int, default=1, help="processes (GPUs) per run and node")
@@ -214,8 +263,14 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    runs = plan_runs(args.recipe, args.hparams, args.ssl, args.n_layers, args.seeds, args.root, args.multi_depth)
     try:
+        if args.branched and args.multi_depth:
+            raise ValueError("--branched already trains every depth on one pass: drop --multi_depth")
+        if args.branched:
+            runs = plan_branched_runs(args.recipe, args.hparams, args.ssl, args.n_layers, args.seeds, args.root)
+        else:
+            runs = plan_runs(args.recipe, args.hparams, args.ssl, args.n_layers, args.seeds, args.root,
+                             args.multi_depth)
         for index, run in enumerate(runs):
             run.launcher = torchrun_launcher(
                 args.nproc_per_node, args.nnodes, args.node_rank, args.rdzv_endpoint,
@@ -229,8 +284,10 @@ def main(argv=None):
     failed = []
     for index, run in enumerate(runs, 1):
         state = "done" if run.is_done() else "to run"
+        if run.heads:
+            state += f", {run.n_done()} of {len(run.result_files())} branches done"
         print(f"[{index}/{len(runs)}] {run.folder} ({state})", flush=True)
-        if args.dry_run or state == "done":
+        if args.dry_run or run.is_done():
             continue
         code = execute(run, args.extra, n_epochs)
         if code != 0:

@@ -39,7 +39,7 @@ def test_multi_depth_fusions_see_prefixes_of_one_encoder_pass(tiny_models):
         MultiDepthSSL(path, depths=[1, 2], freeze=False)
 
 
-def load_hparams(output, data, ssl_path, n_layers):
+def load_hparams(output, data, ssl_path, n_layers, yaml="ffn.yaml", **extra):
     overrides = {
         "data_folder": str(data),
         "output_folder": str(output),
@@ -51,8 +51,9 @@ def load_hparams(output, data, ssl_path, n_layers):
         "max_samples": 16000,
         "num_workers": 0,
         "lr": 0.001,
+        **extra,
     }
-    with open(os.path.join(RECIPE, "hparams", "ffn.yaml"), encoding="utf-8") as fin:
+    with open(os.path.join(RECIPE, "hparams", yaml), encoding="utf-8") as fin:
         return load_hyperpyyaml(fin, overrides)
 
 

@@ -88,3 +88,30 @@ def test_missing_cells_are_shown_as_missing_not_zero():
     table = format_markdown(*eer_table(records)).splitlines()
     assert table[2] == "| s | ffn | 2 | 4.00 ± 0.00 (1) | - |"
     assert table[3] == "| s | ffn | 4 | - | 0.00 ± 0.00 (1) |"
+
+
+def test_branched_sweep_is_one_run_per_ssl_and_resumes(tmp_path, la_data, tiny_ssl):
+    root = tmp_path / "sweep"
+    args = ["--recipe", "ASVspoof2019", "--hparams", "ffn.yaml", "aasist.yaml", "--ssl", tiny_ssl,
+            "--n_layers", "2", "1", "--seeds", "1", "7", "--branched", "--root", str(root), "--",
+            f"--data_folder={la_data}", "--number_of_epochs=1", "--batch_size=4",
+            "--max_samples=16000", "--num_workers=0"]
+    assert "[1/1]" in sweep(*args)
+    records = load_results(str(root))
+    assert sorted((r["head"], r["n_layers"], r["seed"]) for r in records) == sorted(
+        (h, n, s) for h in ("ffn", "aasist") for n in (1, 2) for s in (1, 7))
+    run = root / "ASVspoof2019" / os.path.basename(tiny_ssl)
+    log = (run / "train_log.txt").read_text()
+
+    # A lost branch result: the rerun only rescores (every branch finished training).
+    (run / "aasist" / "N2" / "seed7" / "results.json").unlink()
+    assert "7 of 8 branches done" in sweep(*args)
+    assert (run / "aasist" / "N2" / "seed7" / "results.json").is_file()
+    assert (run / "train_log.txt").read_text() == log
+    assert "(done, 8 of 8 branches done)" in sweep(*args)
+
+    # Other seeds into the same folder: refused, naming the folder.
+    other = [a if a != "7" else "8" for a in args]
+    result = subprocess.run([sys.executable, "-m", "lobes.sweep", *other], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "another configuration" in (run / "sweep.log").read_text()

@@ -82,6 +82,12 @@ class SegmentBrain(PartialSpoofBrain):
     resolution for the segment EERs and segment score files.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for option in ("heads", "init_seeds"):
+            if getattr(self.hparams, option, None) is not None:
+                raise ValueError(f"the segment task trains one model per run: {option} must be null")
+
     def compute_forward(self, batch, stage):
         """Waveforms -> frame logits (B, T, 2) and relative frame lengths."""
         if self.multi_depth:
