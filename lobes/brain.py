@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from lobes.branches import BRANCH_SEMANTICS, BranchModel, check_branch_folders, check_branch_list
 from lobes.calibration import calibrated_test_outputs
-from lobes.distributed import all_sum, gather_unique, if_main_process, shard_sampler
+from lobes.distributed import all_sum, gather_unique, if_main_process, shard_sampler, world_size
 from lobes.metrics import compute_eer, record_metrics
 from lobes.scores import ScoreRecord, atomic_write_text, write_scores
 from lobes.ssl import MultiDepthSSL
@@ -154,7 +154,7 @@ class SpoofBrain(sb.Brain):
         self.multi_depth = isinstance(self.ssl, MultiDepthSSL)
         self.branches = {b.name: b for b in self.ssl.branches} if self.multi_depth else {}
         self.branch_names = list(self.branches) if self.multi_depth else [None]
-        self.world_size = int(os.environ.get("WORLD_SIZE", 1)) if self.distributed_launch else 1
+        self.world_size = world_size()
         self.branch_checkpointers, self.branch_stoppers, self.branch_models = {}, {}, {}
         self.compute_seconds = {"encoder": 0.0, "heads": 0.0}
         if self.multi_depth:
@@ -182,8 +182,7 @@ class SpoofBrain(sb.Brain):
                 # SpeechBrain's no_sync reaches it): every parameter of a
                 # wrapper is used whenever it runs, and a stopped branch's
                 # wrapper simply runs no more (no find_unused_parameters).
-                device_ids = None if self.device == "cpu" else [self.device]
-                model = DistributedDataParallel(model, device_ids=device_ids)
+                model = self._ddp(model)
                 self.modules[f"branch{index}"] = model
             self.branch_models[name] = model
             self.branch_checkpointers[name] = sb.utils.checkpoints.Checkpointer(
@@ -236,10 +235,12 @@ class SpoofBrain(sb.Brain):
             return  # each branch gets its own wrapper in _setup_branches
         for name, module in self.modules.items():
             if any(p.requires_grad for p in module.parameters()):
-                device_ids = None if self.device == "cpu" else [self.device]
-                self.modules[name] = DistributedDataParallel(
-                    module, device_ids=device_ids, find_unused_parameters=self.find_unused_parameters
-                )
+                self.modules[name] = self._ddp(module, find_unused_parameters=self.find_unused_parameters)
+
+    def _ddp(self, module, **kwargs):
+        """``module`` in a DDP wrapper on this rank's device."""
+        device_ids = None if self.device == "cpu" else [self.device]
+        return DistributedDataParallel(module, device_ids=device_ids, **kwargs)
 
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
         """Under torchrun, dev and test loaders get this rank's shard."""
@@ -406,7 +407,7 @@ class SpoofBrain(sb.Brain):
             if getattr(self.hparams, "log_train_ids", False):
                 self._write_train_ids(epoch)
             # The mean over ranks (each rank's loss is over its shard).
-            self.train_loss = all_sum([stage_loss])[0] / (self.world_size or 1)
+            self.train_loss = all_sum([stage_loss])[0] / self.world_size
             return
         self.gather_stage_outputs()
         branch_metrics = None

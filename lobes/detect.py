@@ -33,9 +33,12 @@ import os
 import sys
 import warnings
 
+import torch
+from speechbrain.utils.distributed import ddp_broadcast, get_rank, is_distributed_initialized
 from tqdm import tqdm
 from transformers.utils import logging as transformers_logging
 
+from lobes.distributed import gather_unique, init_distributed, is_launched, world_size
 from lobes.fastpaths import BACKENDS
 from lobes.inference import AGGREGATIONS, SpoofDetector
 from lobes.precision import PRECISIONS
@@ -109,14 +112,6 @@ def score_paths(detector, files, batch_size, window=None, hop=None, aggregation=
     return scores, errors
 
 
-def distributed_world():
-    """``(rank, world_size, local_rank)`` under torchrun, ``(0, 1, 0)`` otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
 def shard(files, rank, world_size):
     """Files scored by ``rank``: every ``world_size``-th one, so each file once.
 
@@ -128,21 +123,11 @@ def shard(files, rank, world_size):
     return files[rank::world_size]
 
 
-def gather_on_rank0(scores, errors, world_size):
-    """Merges every rank's ``(scores, errors)`` on rank 0 (None elsewhere)."""
-    import torch.distributed as dist
-
-    if world_size == 1:
-        return scores, errors
-    parts = [None] * world_size if dist.get_rank() == 0 else None
-    dist.gather_object((scores, errors), parts, dst=0)
-    if dist.get_rank() != 0:
-        return None
-    merged_scores, merged_errors = {}, {}
-    for part_scores, part_errors in parts:
-        merged_scores.update(part_scores)
-        merged_errors.update(part_errors)
-    return merged_scores, merged_errors
+def gather_results(scores, errors):
+    """Every rank's ``(scores, errors)`` merged (unchanged in one process)."""
+    return tuple(
+        dict(gather_unique(list(part.items()), key=lambda item: item[0])) for part in (scores, errors)
+    )
 
 
 def format_lines(files, scores, threshold=None):
@@ -207,10 +192,10 @@ def main(argv=None):
         print("error: no audio files found", file=sys.stderr)
         return 2
     _quiet_libraries()
-    rank, world_size, local_rank = distributed_world()
     device = args.device
-    if world_size > 1:
-        device = _init_distributed(args, local_rank)
+    if is_launched():
+        device = _init_distributed(args)
+    rank, n_ranks = get_rank() or 0, world_size()
     try:
         try:
             detector = SpoofDetector.from_output_folder(
@@ -221,45 +206,29 @@ def main(argv=None):
             print(f"error: {err}", file=sys.stderr)
             return 2
         scores, errors = score_paths(
-            detector, shard(files, rank, world_size), args.batch_size, args.window, args.hop,
+            detector, shard(files, rank, n_ranks), args.batch_size, args.window, args.hop,
             args.aggregation, progress=not args.no_progress and rank == 0,
             num_workers=args.num_workers,
         )
-        merged = gather_on_rank0(scores, errors, world_size)
+        merged = gather_results(scores, errors)
         code = _report(args, files, missing, *merged) if rank == 0 else None
-        return _share_exit_code(code, world_size)
+        # Rank 0's exit code on every rank, so torchrun reports one outcome.
+        return ddp_broadcast(code, src=0)
     finally:
-        if world_size > 1:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        if is_distributed_initialized():
+            torch.distributed.destroy_process_group()
 
 
-def _init_distributed(args, local_rank):
-    """Joins torchrun's process group; returns this rank's device."""
-    import torch
-    import torch.distributed as dist
-
-    on_gpu = args.device.startswith("cuda")
-    backend = args.distributed_backend or ("nccl" if on_gpu else "gloo")
-    if backend == "nccl" and not torch.cuda.is_available():
-        raise SystemExit("error: --distributed-backend=nccl needs CUDA GPUs; use gloo on a CPU")
-    dist.init_process_group(backend=backend)
-    if on_gpu:
-        torch.cuda.set_device(local_rank)
-        return f"cuda:{local_rank}"
-    return args.device
-
-
-def _share_exit_code(code, world_size):
-    """Rank 0's exit code on every rank, so torchrun reports one outcome."""
-    if world_size == 1:
-        return code
-    import torch.distributed as dist
-
-    box = [code]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+def _init_distributed(args):
+    """Joins torchrun's process group (``lobes.distributed``: launch checks,
+    each rank on the GPU of its local rank); returns this rank's device."""
+    backend = args.distributed_backend or ("nccl" if args.device.startswith("cuda") else "gloo")
+    run_opts = {"distributed_backend": backend, "device": args.device}
+    try:
+        init_distributed(run_opts)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    return run_opts["device"]
 
 
 def _report(args, files, missing, scores, errors):
