@@ -9,8 +9,8 @@ setup(
     version="0.1.0",
     description="Truncated layer-wise SSL countermeasures for audio deepfake detection (SpeechBrain recipes)",
     packages=find_packages(include=["lobes", "lobes.*"]),
-    # The paper's published EER tables (lobes.paper, lobes.aggregate).
-    package_data={"lobes": ["data/paper_results.json"]},
+    # The paper's published EER tables (lobes.experiments.paper, lobes.experiments.aggregate).
+    package_data={"lobes.experiments": ["paper_results.json"]},
     python_requires=">=3.10,<3.13",
     # Tested together: torch 2.14.1 + torchaudio 2.11.0, speechbrain 1.1.2,
     # transformers 5.23. torch 2.13 CPU does not import with PyPI's torchaudio.
@@ -30,7 +30,7 @@ setup(
         "tqdm",
     ],
     extras_require={
-        # backend="onnx" of SpoofDetector / lobes.detect (lobes.fastpaths).
+        # backend="onnx" of SpoofDetector / python -m lobes.detect (lobes.inference.fastpaths).
         "onnx": ONNX,
         # The tests cover the ONNX backend too.
         "test": ["pytest>=8", *ONNX],

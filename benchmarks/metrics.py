@@ -22,9 +22,9 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "ASVspoof5"))
 from train import codec_grouping  # noqa: E402
 
-from lobes.calibration import fit_calibration  # noqa: E402
-from lobes.metrics import detection_metrics, metrics_by_groups, record_metrics  # noqa: E402
-from lobes.scores import ScoreRecord  # noqa: E402
+from lobes.evaluation.calibration import fit_calibration  # noqa: E402
+from lobes.evaluation.metrics import detection_metrics, metrics_by_groups, record_metrics  # noqa: E402
+from lobes.evaluation.scores import ScoreRecord  # noqa: E402
 
 N_BONAFIDE, N_SPOOF = 138_688, 542_086  # ASVspoof 5 eval, track 1
 N_DEV_BONAFIDE, N_DEV_SPOOF = 31_334, 109_616
@@ -63,7 +63,7 @@ def main():
     calibration = fit_calibration(dev)
 
     def calibrated_metrics():
-        # What lobes.calibration.calibrated_test_outputs computes.
+        # What lobes.evaluation.calibration.calibrated_test_outputs computes.
         raw = np.fromiter((r.score for r in records), dtype=np.float64, count=len(records))
         bonafide = np.array([r.key == "bonafide" for r in records], dtype=bool)
         calibrated = calibration.apply(raw)

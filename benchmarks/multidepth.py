@@ -26,8 +26,8 @@ import sys
 import tempfile
 import time
 
-from lobes.synthetic import make_synthetic_la
-from lobes.testing import save_tiny_ssl
+from lobes.testing.synthetic import make_synthetic_la
+from lobes.testing.tiny_models import save_tiny_ssl
 
 RECIPE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes", "ASVspoof2019")
 

@@ -3,7 +3,7 @@
 
 The paper ran every transformer layer and sliced the hidden states afterwards
 ("paper-style": full forward, then slice), so its cost never depended on N.
-``lobes.ssl.TruncatedSSLEncoder`` builds only the first N layers. This script
+``lobes.models.ssl.TruncatedSSLEncoder`` builds only the first N layers. This script
 measures both on randomly initialised wav2vec2, HuBERT and WavLM encoders of
 the real base (12 x 768) and large (24 x 1024, stable layer norm) sizes; speed
 does not depend on the weights, so nothing is downloaded.
@@ -74,8 +74,8 @@ from transformers import (
 )
 from transformers.utils import logging as transformers_logging
 
-from lobes.metrics import compute_eer
-from lobes.ssl import TruncatedSSLEncoder
+from lobes.evaluation.metrics import compute_eer
+from lobes.models.ssl import TruncatedSSLEncoder
 
 SAMPLE_RATE = 16000
 UTTERANCE_SAMPLES = 64600  # the paper's crop, about 4.04 s
@@ -365,7 +365,7 @@ def benchmark_source(source, depths, device="cpu", repeats=3, batch_size=8,
 
     Example
     -------
-    >>> from lobes.testing import save_tiny_ssl
+    >>> from lobes.testing.tiny_models import save_tiny_ssl
     >>> path = save_tiny_ssl(getfixture("tmp_path"), "wavlm", n_layers=2)
     >>> rows = benchmark_source(path, [1], repeats=1, batch_size=2, n_samples=8000)
     >>> [(r["approach"], r["n_layers"]) for r in rows]
@@ -584,9 +584,9 @@ EER_FLAG_POINTS = 0.1  # a path whose EER moves more than this is flagged, never
 
 def _scoring_graph(source, n_layers):
     """Truncated encoder + fusion + FFN head, as ``SpoofDetector`` scores."""
-    from lobes.heads import FFNHead
-    from lobes.inference import ScoringGraph
-    from lobes.ssl import LayerwiseSSL
+    from lobes.models.heads import FFNHead
+    from lobes.inference.detector import ScoringGraph
+    from lobes.models.ssl import LayerwiseSSL
 
     torch.manual_seed(0)
     ssl = LayerwiseSSL(source, n_layers=n_layers)
@@ -602,8 +602,8 @@ def measure_path(source, n_layers, path, device="cpu", repeats=3, batch_size=8,
     hardware cannot run (bf16 without native support) is returned with
     ``note`` set and no timings instead of timing its fp32 fallback.
     """
-    from lobes.fastpaths import build_scorer
-    from lobes.precision import PrecisionFallbackWarning
+    from lobes.inference.fastpaths import build_scorer
+    from lobes.models.precision import PrecisionFallbackWarning
 
     precision, backend = path.split("/")
     row = {"approach": path, "n_layers": n_layers, "note": ""}
@@ -639,7 +639,7 @@ def benchmark_fast_paths(source, n_layers, paths=FAST_PATHS, device="cpu", repea
 
     Example
     -------
-    >>> from lobes.testing import save_tiny_ssl
+    >>> from lobes.testing.tiny_models import save_tiny_ssl
     >>> source = save_tiny_ssl(getfixture("tmp_path"), "wavlm", n_layers=2)
     >>> rows = benchmark_fast_paths(source, 1, ["int8/eager"], repeats=1, batch_size=2,
     ...                             n_samples=8000)
@@ -689,8 +689,8 @@ def score_fidelity(model_dir, files, labels, paths=FAST_PATHS, emulate_bf16=Fals
         path -> ``{"max_abs_diff", "pearson", "eer", "eer_change_points", "flagged"}``
         (``eer`` in %, the fp32 row included as ``"fp32/eager"``).
     """
-    import lobes.precision as precision_module
-    from lobes.inference import SpoofDetector
+    import lobes.models.precision as precision_module
+    from lobes.inference.detector import SpoofDetector
 
     progress = progress or (lambda message: None)
     native = precision_module.cpu_has_native_bf16

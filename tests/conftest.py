@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lobes.testing import save_tiny_ssl
+from lobes.testing.tiny_models import save_tiny_ssl
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_FORMS = [
@@ -46,7 +46,7 @@ def assert_calibrated(results, output, name):
     """Test set ``name`` of a run reports minDCF, actDCF and Cllr of raw and
     calibrated scores (calibrated on the run's dev scores), and its
     calibrated score file lists every trial."""
-    from lobes.scores import read_scores
+    from lobes.evaluation.scores import read_scores
 
     metrics = results["test_sets"][name]
     assert "dev" in results["test_sets"]

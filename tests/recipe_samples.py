@@ -26,8 +26,8 @@ from pathlib import Path
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lobes.synthetic import make_synthetic_asvspoof5, make_synthetic_la  # noqa: E402
-from lobes.testing import save_tiny_ssl  # noqa: E402
+from lobes.testing.synthetic import make_synthetic_asvspoof5, make_synthetic_la  # noqa: E402
+from lobes.testing.tiny_models import save_tiny_ssl  # noqa: E402
 
 SAMPLE_BUILDERS = {}
 SSL_FOLDER = "ssl"

@@ -23,7 +23,7 @@ from lobes.augment.rawboost import (
     lnl_convolutive_noise,
     ssi_additive_noise,
 )
-from lobes.data import make_dataset, make_datasets
+from lobes.dataio.dataset import make_dataset, make_datasets
 
 SR = 16000
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lobes.batching import SortedBatchSampler, padding_ratio, random_batches
+from lobes.dataio.batching import SortedBatchSampler, padding_ratio, random_batches
 
 
 def test_batches_cover_every_item_once_sorted_within():

@@ -8,9 +8,9 @@ import os
 import pytest
 import torch
 
-from lobes.branches import plan_branches
-from lobes.scores import read_scores
-from lobes.synthetic import make_synthetic_la
+from lobes.models.branches import plan_branches
+from lobes.evaluation.scores import read_scores
+from lobes.testing.synthetic import make_synthetic_la
 from test_multidepth import load_hparams, prepare_asvspoof2019, train_and_score
 
 BRANCHED = {"n_layers": [1, 3], "heads": ["ffn", "aasist"], "init_seeds": [1, 5]}
@@ -85,8 +85,8 @@ def test_stopped_branches_are_neither_run_nor_updated(tmp_path, tiny_ssl):
     make_synthetic_la(tmp_path, counts, counts, seconds=(0.6, 0.8), seed=3)
     prepare_asvspoof2019(str(tmp_path), str(tmp_path / "manifests"))
     hparams = load_hparams(tmp_path / "out", tmp_path, tiny_ssl, [1, 2], heads=["ffn"], init_seeds=[1, 2])
-    from lobes.data import make_datasets
-    from lobes.brain import SpoofBrain
+    from lobes.dataio.dataset import make_datasets
+    from lobes.training.brain import SpoofBrain
     import speechbrain as sb
     brain = SpoofBrain(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
                        checkpointer=hparams["checkpointer"], run_opts={"device": "cpu"})
@@ -104,7 +104,7 @@ def test_stopped_branches_are_neither_run_nor_updated(tmp_path, tiny_ssl):
 
 def test_a_branch_folder_scores_like_the_run(tmp_path, tiny_ssl, run_recipe):
     from conftest import smoke_overrides
-    from lobes.inference import SpoofDetector
+    from lobes.inference.detector import SpoofDetector
 
     counts = {"train": 4, "dev": 3, "eval": 3}
     make_synthetic_la(tmp_path / "la", counts, counts, seconds=(0.6, 0.9), seed=2)

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from lobes.calibration import (
+from lobes.evaluation.calibration import (
     calibrated_test_outputs,
     fit_calibration,
     fit_logistic,
 )
-from lobes.metrics import (
+from lobes.evaluation.metrics import (
     CostModel,
     act_dcf,
     cllr,
@@ -19,7 +19,7 @@ from lobes.metrics import (
     metrics_by_group,
     min_dcf,
 )
-from lobes.scores import ScoreRecord, read_scores, write_scores
+from lobes.evaluation.scores import ScoreRecord, read_scores, write_scores
 
 BONAFIDE, SPOOF = [2, 1, 0.5, -1], [-2, -0.5, 0.8, -3]
 

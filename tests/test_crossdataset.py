@@ -16,9 +16,9 @@ from crossdataset_prepare import (  # noqa: E402
 )
 
 from conftest import assert_calibrated, smoke_overrides  # noqa: E402
-from lobes.prepare import ProtocolError, read_manifest  # noqa: E402
-from lobes.scores import read_scores  # noqa: E402
-from lobes.synthetic import bonafide_signal, make_synthetic_la  # noqa: E402
+from lobes.dataio.prepare import ProtocolError, read_manifest  # noqa: E402
+from lobes.evaluation.scores import read_scores  # noqa: E402
+from lobes.testing.synthetic import bonafide_signal, make_synthetic_la  # noqa: E402
 
 LA21_KEY = [
     "LA_0009 LA_E_9332881 alaw ita_tx A07 spoof notrim eval",

@@ -5,8 +5,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from lobes.data import LABELS, crop_or_tile, label_to_index, load_audio, make_dataset
-from lobes.prepare import Trial, write_manifest
+from lobes.dataio.dataset import LABELS, crop_or_tile, label_to_index, load_audio, make_dataset
+from lobes.dataio.prepare import Trial, write_manifest
 
 
 def test_label_mapping_is_fixed():

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from conftest import REPO, smoke_overrides
-from lobes.batching import SortedBatchSampler
-from lobes.distributed import _interleave_unique, check_launch, check_split_sizes
-from lobes.scores import read_scores
-from lobes.synthetic import make_synthetic_la
+from lobes.dataio.batching import SortedBatchSampler
+from lobes.training.distributed import _interleave_unique, check_launch, check_split_sizes
+from lobes.evaluation.scores import read_scores
+from lobes.testing.synthetic import make_synthetic_la
 
 sys.path.insert(0, os.path.join(REPO, "recipes", "PartialSpoof"))
 from synthetic_partialspoof import make_partialspoof_tree  # noqa: E402
@@ -319,7 +319,7 @@ def test_half_written_checkpoints_are_set_aside(tmp_path):
     import torch
     from speechbrain.utils.checkpoints import Checkpointer
 
-    from lobes.brain import discard_incomplete_checkpoints
+    from lobes.utils.run_folder import discard_incomplete_checkpoints
 
     model = torch.nn.Linear(2, 2)
     checkpointer = Checkpointer(tmp_path / "save", recoverables={"model": model})

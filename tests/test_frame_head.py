@@ -2,7 +2,7 @@
 
 import torch
 
-from lobes.heads.frame import FrameHead, frame_scores, utterance_logits
+from lobes.models.heads.frame import FrameHead, frame_scores, utterance_logits
 
 
 def test_frames_score_the_same_alone_and_padded():

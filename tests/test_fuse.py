@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from lobes.calibration import fit_calibration
-from lobes.fuse import FusionError, fuse
-from lobes.metrics import detection_metrics
-from lobes.scores import ScoreRecord, read_scores, write_scores
+from lobes.evaluation.calibration import fit_calibration
+from lobes.evaluation.score_fusion import FusionError, fuse
+from lobes.evaluation.metrics import detection_metrics
+from lobes.evaluation.scores import ScoreRecord, read_scores, write_scores
 
 
 def make_run(folder, truth, noise_seed, sets=("dev", "eval"), scale=3.0):

@@ -22,7 +22,7 @@ from habla_prepare import (  # noqa: E402
     prepare_habla,
 )
 
-from lobes.prepare import AudioError, ProtocolError, read_manifest  # noqa: E402
+from lobes.dataio.prepare import AudioError, ProtocolError, read_manifest  # noqa: E402
 
 COUNTRIES = {"ar": "Argentina", "cl": "Chile", "co": "Colombia", "pe": "Peru", "ve": "Venezuela"}
 SPEAKERS = [

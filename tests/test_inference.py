@@ -1,4 +1,4 @@
-"""SpoofDetector and the lobes.detect CLI against a real recipe output folder."""
+"""SpoofDetector and the python -m lobes.detect CLI against a real recipe output folder."""
 
 import csv
 import json
@@ -15,10 +15,10 @@ import torchaudio
 
 from conftest import smoke_overrides
 from lobes import detect
-from lobes.data import crop_or_tile
-from lobes.inference import SpoofDetector, read_audio, window_starts
-from lobes.scores import read_scores
-from lobes.synthetic import make_synthetic_la
+from lobes.dataio.dataset import crop_or_tile
+from lobes.inference.detector import SpoofDetector, read_audio, window_starts
+from lobes.evaluation.scores import read_scores
+from lobes.testing.synthetic import make_synthetic_la
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(REPO, "recipes", "ASVspoof2019")

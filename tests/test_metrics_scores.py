@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lobes.metrics import (
+from lobes.evaluation.metrics import (
     compute_eer,
     det_curve,
     eer_by_group,
@@ -11,7 +11,7 @@ from lobes.metrics import (
     min_tdcf_2021,
     read_asv_scores,
 )
-from lobes.scores import ScoreRecord, read_scores, write_scores
+from lobes.evaluation.scores import ScoreRecord, read_scores, write_scores
 
 
 @pytest.mark.parametrize(

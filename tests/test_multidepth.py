@@ -8,11 +8,12 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from lobes.brain import SpoofBrain
-from lobes.data import make_datasets
-from lobes.scores import read_scores
-from lobes.ssl import LayerwiseSSL, MultiDepthSSL, layerwise_ssl
-from lobes.synthetic import make_synthetic_la
+from lobes.training.brain import SpoofBrain
+from lobes.dataio.dataset import make_datasets
+from lobes.evaluation.scores import read_scores
+from lobes.models.assembly import MultiDepthSSL, layerwise_ssl
+from lobes.models.ssl import LayerwiseSSL
+from lobes.testing.synthetic import make_synthetic_la
 
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "recipes", "ASVspoof2019")
 sys.path.insert(0, RECIPE)

@@ -12,7 +12,7 @@ sys.path.insert(0, RECIPE)
 from partialspoof_prepare import SegmentLabelError, prepare_partialspoof  # noqa: E402
 from synthetic_partialspoof import make_partialspoof_tree  # noqa: E402
 
-from lobes.prepare import ProtocolError, read_manifest  # noqa: E402
+from lobes.dataio.prepare import ProtocolError, read_manifest  # noqa: E402
 
 COUNTS = {"train": (2, 3), "dev": (1, 2), "eval": (1, 2)}
 STORED = ["seglab_20", "seglab_40", "seglab_80", "seglab_160", "seglab_320", "seglab_640"]

@@ -9,9 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from lobes.aggregate import aggregate, heatmap_rows
-from lobes.paper import EVAL_SETS, paper_eer, paper_results, render_readme
-from lobes.plots import eer_vs_depth_figure, heatmap_figure, layer_weights_figure, plt
+from lobes.experiments.aggregate import aggregate, heatmap_rows
+from lobes.experiments.paper import EVAL_SETS, paper_eer, paper_results, render_readme
+from lobes.experiments.plots import eer_vs_depth_figure, heatmap_figure, layer_weights_figure, plt
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LONG_TITLE = "wav2vec2-xls-r-300m + aasist, N=24: mean learned layer weights over three seeds"
@@ -159,7 +159,7 @@ def test_paper_results_are_package_data_with_their_citation():
     assert paper_eer("microsoft/wavlm-large", "aasist", 10, "CtrSVDD", "eval") == 10.52
     assert set(EVAL_SETS.values()) <= {row[4] for row in data["rows"]}
     setup = open(os.path.join(REPO, "setup.py"), encoding="utf-8").read()
-    assert re.search(r'package_data=\{"lobes": \[[^]]*"data/paper_results\.json"', setup)
+    assert re.search(r'package_data=\{"lobes\.experiments": \[[^]]*"paper_results\.json"', setup)
 
 
 def test_readme_paper_tables_are_rendered_from_the_bundled_data():

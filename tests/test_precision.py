@@ -10,13 +10,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-import lobes.precision as precision_module
+import lobes.models.precision as precision_module
 from conftest import MODEL_FORMS
-from lobes.fastpaths import build_scorer, check_backend
-from lobes.heads import FFNHead
-from lobes.inference import ScoringGraph
-from lobes.precision import PrecisionFallbackWarning, full_precision, resolve_precision
-from lobes.ssl import LayerwiseSSL
+from lobes.inference.fastpaths import build_scorer, check_backend
+from lobes.models.heads import FFNHead
+from lobes.inference.detector import ScoringGraph
+from lobes.models.precision import PrecisionFallbackWarning, full_precision, resolve_precision
+from lobes.models.ssl import LayerwiseSSL
 
 BF16_ATOL = 1e-1  # bf16 keeps 8 bits of mantissa: about 3 significant digits per op
 INT8_ATOL = 5e-2  # dynamic int8 Linear layers (per-tensor activations, 8-bit weights)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import assert_calibrated, smoke_overrides
-from lobes.scores import read_scores
-from lobes.synthetic import make_synthetic_la
+from lobes.evaluation.scores import read_scores
+from lobes.testing.synthetic import make_synthetic_la
 
 COUNTS = {"train": 6, "dev": 4, "eval": 5}
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import smoke_overrides
-from lobes.scores import read_scores
-from lobes.synthetic import make_synthetic_asvspoof5
+from lobes.evaluation.scores import read_scores
+from lobes.testing.synthetic import make_synthetic_asvspoof5
 
 COUNTS = {"train": 6, "dev": 4, "eval": 6}
 
@@ -74,7 +74,7 @@ def test_multi_depth_branches_calibrate_on_their_own_dev_scores(asv5_data, tiny_
         calibrations.append(calibration["a"])
     assert calibrations[0] != calibrations[1]
     # The depths of the run fuse into one system (python -m lobes.fuse).
-    from lobes.fuse import main as fuse_main
+    from lobes.evaluation.score_fusion import main as fuse_main
 
     fuse_main([str(output), "--out", str(tmp_path / "fused")])
     fused = json.loads((tmp_path / "fused" / "results.json").read_text())

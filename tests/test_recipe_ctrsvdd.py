@@ -6,8 +6,8 @@ import pytest
 from conftest import assert_calibrated
 from test_ctrsvdd_prepare import build_ctrsvdd_tree, ctrsvdd_train, kept_ids
 
-from lobes.prepare import read_manifest
-from lobes.scores import read_scores
+from lobes.dataio.prepare import read_manifest
+from lobes.evaluation.scores import read_scores
 
 EVAL_IDS = kept_ids("test.txt")
 

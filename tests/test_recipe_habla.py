@@ -6,8 +6,8 @@ import pytest
 from conftest import assert_calibrated
 from test_habla_prepare import RATIOS, build_full_release
 
-from lobes.prepare import read_manifest
-from lobes.scores import read_scores
+from lobes.dataio.prepare import read_manifest
+from lobes.evaluation.scores import read_scores
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from conftest import assert_calibrated
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
-from lobes.prepare import read_manifest
-from lobes.scores import read_scores
-from lobes.segments import read_segment_scores
+from lobes.dataio.prepare import read_manifest
+from lobes.evaluation.scores import read_scores
+from lobes.evaluation.segments import read_segment_scores
 
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "recipes", "PartialSpoof")
 sys.path.insert(0, RECIPE)

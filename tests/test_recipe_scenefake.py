@@ -6,8 +6,8 @@ import pytest
 from conftest import assert_calibrated
 from test_scenefake_prepare import FLAT_LISTS, FOLDER_SPLITS, build_flat_tree, build_folder_tree
 
-from lobes.prepare import read_manifest
-from lobes.scores import read_scores
+from lobes.dataio.prepare import read_manifest
+from lobes.evaluation.scores import read_scores
 
 
 def overrides(data, tiny_ssl, output):

@@ -14,7 +14,7 @@ sys.path.insert(0, RECIPE)
 import scenefake_prepare  # noqa: E402
 from scenefake_prepare import prepare_scenefake, prepared_splits  # noqa: E402
 
-from lobes.prepare import AudioError, ProtocolError, read_manifest  # noqa: E402
+from lobes.dataio.prepare import AudioError, ProtocolError, read_manifest  # noqa: E402
 
 
 def load_train_module():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lobes.segments import (
+from lobes.evaluation.segments import (
     frames_per_segment,
     labels_from_string,
     pool_to_segments,

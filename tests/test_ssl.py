@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, BertConfig
 
 from conftest import MODEL_FORMS
-from lobes.ssl import LayerwiseSSL
+from lobes.models.ssl import LayerwiseSSL
 
 FORM_IDS = [f"{m}-{'large' if s else 'base'}" for m, s in MODEL_FORMS]
 

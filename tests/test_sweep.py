@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from lobes.aggregate import aggregate, eer_table, format_markdown, load_results
-from lobes.synthetic import make_synthetic_la
+from lobes.experiments.aggregate import aggregate, eer_table, format_markdown, load_results
+from lobes.testing.synthetic import make_synthetic_la
 
 
 def sweep(*args):

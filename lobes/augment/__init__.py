@@ -6,7 +6,7 @@
   SpeechBrain's ``AddNoise`` / ``AddReverb``;
 - :mod:`lobes.augment.lists`: writes those lists from MUSAN or RIRS_NOISES;
 - :mod:`lobes.augment.chain`: the chain built from a recipe's ``augment:``
-  block (``build_augmenter``), used by ``lobes.data.make_datasets``.
+  block (``build_augmenter``), used by ``lobes.dataio.dataset.make_datasets``.
 """
 
 from lobes.augment.chain import UtteranceAugmenter, build_augmenter

@@ -10,13 +10,12 @@ never touches the data.
 """
 
 import argparse
-import csv
 import os
 
 import soundfile as sf
 
 from lobes.augment.noise import LIST_COLUMNS
-from lobes.scores import atomic_write_text
+from lobes.utils.files import atomic_write_text
 
 MUSAN_SUBSETS = ("noise", "music", "speech")
 # real_rirs_isotropic_noises holds multi-channel files: not listed by default.

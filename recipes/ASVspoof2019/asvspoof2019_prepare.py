@@ -14,7 +14,7 @@ readable, 16 kHz) before any training. Writes ``{train,dev,eval}.csv``.
 import logging
 import os
 
-from lobes.prepare import (
+from lobes.dataio.prepare import (
     checked_trials,
     find_dataset_root,
     log_counts,

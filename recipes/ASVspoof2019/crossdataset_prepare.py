@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from lobes.prepare import (
+from lobes.dataio.prepare import (
     ProtocolError,
     Trial,
     checked_trials,

@@ -19,9 +19,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-from lobes.plots import plot_layer_weights
-from lobes.synthetic import make_synthetic_la
-from lobes.testing import save_tiny_ssl
+from lobes.experiments.plots import plot_layer_weights
+from lobes.testing.synthetic import make_synthetic_la
+from lobes.testing.tiny_models import save_tiny_ssl
 
 
 def parse_args(argv):

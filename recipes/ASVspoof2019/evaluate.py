@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crossdataset_prepare import prepare_asvspoof2021, prepare_in_the_wild  # noqa: E402
 from train import ASVspoof2019Brain  # noqa: E402
 
-from lobes.data import make_dataset  # noqa: E402
-from lobes.recipe import load_recipe  # noqa: E402
+from lobes.dataio.dataset import make_dataset  # noqa: E402
+from lobes.training.recipe import load_recipe  # noqa: E402
 
 EVAL_SETS = {
     "asv21_la": ("asv21_la_folder", lambda folder, save: prepare_asvspoof2021(folder, save, "LA")),

@@ -25,7 +25,7 @@ import logging
 import os
 import re
 
-from lobes.prepare import (
+from lobes.dataio.prepare import (
     Trial,
     checked_trials,
     count_by,

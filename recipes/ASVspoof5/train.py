@@ -25,13 +25,13 @@ from speechbrain.utils.distributed import run_on_main
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from asvspoof5_prepare import prepare_asvspoof5, prepared_splits  # noqa: E402
 
-from lobes.brain import SpoofBrain  # noqa: E402
-from lobes.calibration import check_prior, dev_calibration  # noqa: E402
-from lobes.data import make_datasets  # noqa: E402
-from lobes.metrics import metrics_by_groups, record_metrics  # noqa: E402
-from lobes.prepare import read_manifest  # noqa: E402
-from lobes.recipe import load_recipe, train_and_test  # noqa: E402
-from lobes.scores import atomic_write_text  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
+from lobes.evaluation.calibration import check_prior, dev_calibration  # noqa: E402
+from lobes.dataio.dataset import make_datasets  # noqa: E402
+from lobes.evaluation.metrics import metrics_by_groups, record_metrics  # noqa: E402
+from lobes.dataio.prepare import read_manifest  # noqa: E402
+from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
+from lobes.utils.files import atomic_write_text  # noqa: E402
 
 CHALLENGE_HEADER = "filename\tcm-score\n"
 
@@ -44,7 +44,7 @@ def write_challenge_scores(path, records, scores=None):
     Example
     -------
     >>> import tempfile
-    >>> from lobes.scores import ScoreRecord as R
+    >>> from lobes.evaluation.scores import ScoreRecord as R
     >>> path = os.path.join(tempfile.mkdtemp(), "eval_challenge.tsv")
     >>> write_challenge_scores(path, [R("E_0000000001", "A17", "spoof", -1.25)])
     >>> open(path).read()
@@ -61,7 +61,7 @@ def write_challenge_scores(path, records, scores=None):
 
 def codec_grouping(codecs):
     """``{"by_codec": (codecs, False)}`` when any trial is coded, else ``{}``
-    (see ``lobes.metrics.metrics_by_groups``; codecs hold bona fide trials too)."""
+    (see ``lobes.evaluation.metrics.metrics_by_groups``; codecs hold bona fide trials too)."""
     return {"by_codec": (codecs, False)} if any(codec != "-" for codec in codecs) else {}
 
 
@@ -86,7 +86,7 @@ class ASVspoof5Brain(SpoofBrain):
         outputs = {"challenge_score_file": os.path.join(scores, f"{self.test_name}_challenge.tsv")}
         write_challenge_scores(outputs["challenge_score_file"], records)
         # Calibrated with the map fitted on this folder's dev scores (the
-        # same one lobes.calibration applies to scores/<set>.calibrated.txt).
+        # same one lobes.evaluation.calibration applies to scores/<set>.calibrated.txt).
         calibration = dev_calibration(folder, getattr(self.hparams, "calibration_prior", None))
         if calibration is not None:
             raw = np.fromiter((r.score for r in records), dtype=np.float64, count=len(records))

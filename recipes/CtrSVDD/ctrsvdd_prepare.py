@@ -21,7 +21,7 @@ fails only when a split, or a class within a split, is left empty. Writes
 import logging
 import os
 
-from lobes.prepare import (
+from lobes.dataio.prepare import (
     attach_audio,
     count_by,
     parse_asvspoof_line,
@@ -30,7 +30,7 @@ from lobes.prepare import (
     skip,
     write_manifest,
 )
-from lobes.scores import atomic_write_text
+from lobes.utils.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def missing_summary(listed, missing, listing):
 
     Example
     -------
-    >>> from lobes.prepare import Trial
+    >>> from lobes.dataio.prepare import Trial
     >>> a = Trial("a", "bonafide", "-", "s", extra={"source": "kising"})
     >>> b = Trial("b", "spoof", "A01", "s", extra={"source": "kising"})
     >>> print(missing_summary({"dev": [a, b]}, {"dev": [a]}, "missing_audio.txt"))
@@ -132,7 +132,7 @@ def check_classes(split, kept, listed):
 
     Example
     -------
-    >>> from lobes.prepare import Trial
+    >>> from lobes.dataio.prepare import Trial
     >>> listed = [Trial("a", "bonafide", "-", "s"), Trial("b", "spoof", "A01", "s")]
     >>> check_classes("train", listed[1:], listed)
     Traceback (most recent call last):

@@ -22,12 +22,12 @@ from speechbrain.utils.distributed import run_on_main
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctrsvdd_prepare import prepare_ctrsvdd  # noqa: E402
 
-from lobes.brain import SpoofBrain  # noqa: E402
-from lobes.data import make_datasets  # noqa: E402
-from lobes.metrics import compute_eer, eer_by_group  # noqa: E402
-from lobes.prepare import read_manifest  # noqa: E402
-from lobes.recipe import load_recipe, train_and_test  # noqa: E402
-from lobes.scores import atomic_write_text  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
+from lobes.dataio.dataset import make_datasets  # noqa: E402
+from lobes.evaluation.metrics import compute_eer, eer_by_group  # noqa: E402
+from lobes.dataio.prepare import read_manifest  # noqa: E402
+from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
+from lobes.utils.files import atomic_write_text  # noqa: E402
 
 # The challenge leaves these out of its headline EER.
 EXCLUDED_ATTACKS = frozenset({"A14"})
@@ -51,7 +51,7 @@ def challenge_eer(records, sources):
 
     Example
     -------
-    >>> from lobes.scores import ScoreRecord as R
+    >>> from lobes.evaluation.scores import ScoreRecord as R
     >>> records = [R("a", "-", "bonafide", 0.9), R("b", "A09", "spoof", 0.1),
     ...            R("c", "A14", "spoof", 0.95), R("d", "-", "bonafide", 0.0)]
     >>> challenge_eer(records, {"a": "m4singer", "b": "kising", "c": "kising", "d": "acesinger"})
@@ -84,7 +84,7 @@ def write_challenge_scores(path, records):
     Example
     -------
     >>> import tempfile
-    >>> from lobes.scores import ScoreRecord as R
+    >>> from lobes.evaluation.scores import ScoreRecord as R
     >>> path = os.path.join(tempfile.mkdtemp(), "eval_challenge.txt")
     >>> write_challenge_scores(path, [R("CtrSVDD_0001_E_0000001", "A09", "spoof", -1.25)])
     >>> open(path).read()

@@ -72,7 +72,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from lobes.prepare import (
+from lobes.dataio.prepare import (
     AudioError,
     ProtocolError,
     Trial,
@@ -84,7 +84,7 @@ from lobes.prepare import (
     skip,
     write_manifest,
 )
-from lobes.scores import atomic_write_text
+from lobes.utils.files import atomic_write_text, numbered_lines
 
 logger = logging.getLogger(__name__)
 
@@ -543,18 +543,12 @@ def speaker_split(trials, ratios, seed, cross_split="drop"):
 
 def read_list(path):
     """Ids of a ``.lst`` file with their line numbers (paths and ``.wav`` stripped)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"split list not found: {path}")
     ids = {}
-    with open(path, encoding="utf-8") as fin:
-        for line_no, line in enumerate(fin, 1):
-            entry = line.strip()
-            if not entry:
-                continue
-            utt_id = os.path.splitext(os.path.basename(entry.replace("\\", "/")))[0]
-            if utt_id in ids:
-                raise ProtocolError(f"{path}:{line_no}: {utt_id} already listed on line {ids[utt_id]}")
-            ids[utt_id] = line_no
+    for line_no, _, line in numbered_lines(path, "split list"):
+        utt_id = os.path.splitext(os.path.basename(line.strip().replace("\\", "/")))[0]
+        if utt_id in ids:
+            raise ProtocolError(f"{path}:{line_no}: {utt_id} already listed on line {ids[utt_id]}")
+        ids[utt_id] = line_no
     if not ids:
         raise ProtocolError(f"{path}: no ids")
     return ids

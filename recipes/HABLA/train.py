@@ -20,11 +20,11 @@ from speechbrain.utils.distributed import run_on_main
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from habla_prepare import SPLITS, method_family, prepare_habla  # noqa: E402
 
-from lobes.brain import SpoofBrain  # noqa: E402
-from lobes.data import make_datasets  # noqa: E402
-from lobes.metrics import eer_by_group  # noqa: E402
-from lobes.prepare import read_manifest  # noqa: E402
-from lobes.recipe import load_recipe, train_and_test  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
+from lobes.dataio.dataset import make_datasets  # noqa: E402
+from lobes.evaluation.metrics import eer_by_group  # noqa: E402
+from lobes.dataio.prepare import read_manifest  # noqa: E402
+from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
 
 
 class HABLABrain(SpoofBrain):

@@ -16,7 +16,7 @@ else preparation stops and names the file and the protocol line.
 Writes ``{train,dev,eval}.csv`` with the shared columns plus one
 ``seglab_<ms>`` column per label resolution of 20 ms or more: a string with
 one character a segment, normalised to ``1`` = bona fide, ``0`` = spoof
-(the convention of ``lobes.data.LABELS``), whatever the dataset's symbols.
+(the convention of ``lobes.dataio.dataset.LABELS``), whatever the dataset's symbols.
 The 10 ms labels are checked but not stored: they are finer than the 20 ms
 SSL frames.
 """
@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from lobes.prepare import (
+from lobes.dataio.prepare import (
     checked_trials,
     find_dataset_root,
     log_counts,

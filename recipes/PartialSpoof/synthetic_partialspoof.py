@@ -1,7 +1,7 @@
 """A tiny synthetic corpus in the PartialSpoof layout, for tests and demos.
 
 Bona fide ``LA_*`` utterances are the speech-like signals of
-``lobes.synthetic``; each ``CON_*`` utterance is such a signal with one or two
+``lobes.testing.synthetic``; each ``CON_*`` utterance is such a signal with one or two
 intervals replaced by a vocoder-style resynthesis of the same signal, so
 segment labels mix bona fide and spoof. Durations vary per utterance.
 Segment labels are saved exactly as the dataset saves them: ``np.save`` of
@@ -14,7 +14,7 @@ import os
 import numpy as np
 import soundfile as sf
 
-from lobes.synthetic import SAMPLE_RATE, bonafide_signal, vocoder_resynthesis
+from lobes.testing.synthetic import SAMPLE_RATE, bonafide_signal, vocoder_resynthesis
 
 RESOLUTIONS = ("0.01", "0.02", "0.04", "0.08", "0.16", "0.32", "0.64")
 SPLIT_LETTERS = {"train": "T", "dev": "D", "eval": "E"}

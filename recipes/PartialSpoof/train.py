@@ -30,15 +30,15 @@ from speechbrain.utils.distributed import run_on_main
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from partialspoof_prepare import column_name, prepare_partialspoof  # noqa: E402
 
-from lobes.batching import SortedBatchSampler, padding_ratio, random_batches  # noqa: E402
-from lobes.brain import SpoofBrain  # noqa: E402
-from lobes.distributed import gather_unique  # noqa: E402
-from lobes.data import SAMPLE_RATE, make_datasets, manifest_paths  # noqa: E402
-from lobes.heads.frame import frame_scores, utterance_logits  # noqa: E402
-from lobes.metrics import compute_eer  # noqa: E402
-from lobes.prepare import read_manifest  # noqa: E402
-from lobes.recipe import load_recipe, train_and_test  # noqa: E402
-from lobes.segments import (  # noqa: E402
+from lobes.dataio.batching import SortedBatchSampler, padding_ratio, random_batches  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
+from lobes.training.distributed import gather_unique  # noqa: E402
+from lobes.dataio.dataset import SAMPLE_RATE, make_datasets, manifest_paths  # noqa: E402
+from lobes.models.heads.frame import frame_scores, utterance_logits  # noqa: E402
+from lobes.evaluation.metrics import compute_eer  # noqa: E402
+from lobes.dataio.prepare import read_manifest  # noqa: E402
+from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
+from lobes.evaluation.segments import (  # noqa: E402
     frames_per_segment,
     labels_from_string,
     pool_to_segments,

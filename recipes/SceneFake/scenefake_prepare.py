@@ -32,7 +32,7 @@ import json
 import logging
 import os
 
-from lobes.prepare import (
+from lobes.dataio.prepare import (
     Trial,
     attach_audio,
     checked_trials,

@@ -30,13 +30,13 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from lobes.metrics import ASVSPOOF5_COSTS, detection_metrics
-from lobes.scores import ScoreRecord, atomic_write_text, read_scores, write_scores
+from lobes.evaluation.metrics import ASVSPOOF5_COSTS, detection_metrics
+from lobes.evaluation.scores import ScoreRecord, read_scores, write_scores
+from lobes.utils.files import atomic_write_text
+from lobes.utils.run_folder import CALIBRATION_FILE, DEV_SET, score_path
 
 logger = logging.getLogger(__name__)
 
-DEV_SET = "dev"
-CALIBRATION_FILE = "calibration.json"
 MIN_SLOPE = 1e-6
 
 
@@ -147,7 +147,7 @@ def fit_calibration(records, prior=None, costs=ASVSPOOF5_COSTS):
 
     Example
     -------
-    >>> from lobes.scores import ScoreRecord as R
+    >>> from lobes.evaluation.scores import ScoreRecord as R
     >>> dev = [R(str(i), "-", "bonafide", s) for i, s in enumerate([20.0, 10.0, 5.0, -10.0])]
     >>> dev += [R(f"s{i}", "A01", "spoof", s) for i, s in enumerate([-20.0, -5.0, 8.0, -30.0])]
     >>> cal = fit_calibration(dev)
@@ -165,7 +165,7 @@ def fit_calibration(records, prior=None, costs=ASVSPOOF5_COSTS):
 
 def calibrated_path(folder, name):
     """``<folder>/scores/<name>.calibrated.txt``."""
-    return os.path.join(folder, "scores", f"{name}.calibrated.txt")
+    return score_path(folder, name, calibrated=True)
 
 
 def dev_calibration(folder, prior=None, costs=ASVSPOOF5_COSTS):
@@ -173,7 +173,7 @@ def dev_calibration(folder, prior=None, costs=ASVSPOOF5_COSTS):
     when the dev set was scored there, or else (another prior asked for, a
     saved file older than ``scores/dev.txt``, or none) one fitted on
     ``scores/dev.txt``. None when the dev set has not been scored there."""
-    dev_scores = os.path.join(folder, "scores", f"{DEV_SET}.txt")
+    dev_scores = score_path(folder, DEV_SET)
     if not os.path.isfile(dev_scores):
         return None
     prior = costs.effective_prior if prior is None else float(prior)

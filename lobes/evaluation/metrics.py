@@ -427,7 +427,7 @@ def record_metrics(records, costs=ASVSPOOF5_COSTS, groupings=None):
 
     Example
     -------
-    >>> from lobes.scores import ScoreRecord as R
+    >>> from lobes.evaluation.scores import ScoreRecord as R
     >>> m = record_metrics([R("a", "-", "bonafide", 2.0), R("b", "A01", "spoof", -1.0)])
     >>> m["eer"], m["n_trials"], m["eer_by_attack"], m["act_dcf"], sorted(m["by_attack"])
     (0.0, 2, {'A01': 0.0}, 0.0, ['A01', 'pooled'])

@@ -10,8 +10,8 @@ is spoof when any part of it is spoof).
 
 import numpy as np
 
-from lobes.metrics import compute_eer
-from lobes.scores import atomic_write_text
+from lobes.evaluation.metrics import compute_eer
+from lobes.utils.files import atomic_write_text, numbered_lines
 
 FRAME_SECONDS = 0.02
 REDUCTIONS = ("min", "mean")
@@ -144,24 +144,20 @@ def read_segment_scores(path):
     Errors name the file and line.
     """
     result = {}
-    with open(path, encoding="utf-8") as fin:
-        for line_no, line in enumerate(fin, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            try:
-                utt_id, index, score = fields[0], int(fields[1]), float(fields[2])
-                if len(fields) != 3:
-                    raise ValueError
-            except (ValueError, IndexError):
-                raise ValueError(
-                    f"{path}:{line_no}: expected 'UTT_ID SEGMENT_INDEX SCORE', got {line.strip()!r}"
-                ) from None
-            scores = result.setdefault(utt_id, [])
-            if index != len(scores):
-                raise ValueError(
-                    f"{path}:{line_no}: segment {index} of {utt_id} out of order "
-                    f"(expected {len(scores)})"
-                )
-            scores.append(score)
+    for line_no, fields, line in numbered_lines(path, "segment score file"):
+        try:
+            utt_id, index, score = fields[0], int(fields[1]), float(fields[2])
+            if len(fields) != 3:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise ValueError(
+                f"{path}:{line_no}: expected 'UTT_ID SEGMENT_INDEX SCORE', got {line.strip()!r}"
+            ) from None
+        scores = result.setdefault(utt_id, [])
+        if index != len(scores):
+            raise ValueError(
+                f"{path}:{line_no}: segment {index} of {utt_id} out of order "
+                f"(expected {len(scores)})"
+            )
+        scores.append(score)
     return result

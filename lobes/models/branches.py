@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lobes.heads import AASISTHead, FFNHead
+from lobes.models.heads import AASISTHead, FFNHead
+from lobes.utils.run_folder import branch_name, depth_name
 
 # Head name (as in ``head_type`` and ``heads``) -> class. A branch whose head
 # is not the YAML's own gets the YAML's options that its class accepts
@@ -32,22 +33,6 @@ class Branch:
     depth: int
     seed: int
     name: str
-
-
-def depth_name(depth):
-    """Name of a depth's branch and output subfolder, e.g. ``N4``."""
-    return f"N{depth}"
-
-
-def branch_name(head, depth, seed):
-    """Subfolder of a branch: ``<head>/N<n>/seed<s>``.
-
-    Example
-    -------
-    >>> branch_name("aasist", 4, 42)
-    'aasist/N4/seed42'
-    """
-    return f"{head}/{depth_name(depth)}/seed{seed}"
 
 
 def _as_list(option, value, kind):

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lobes.precision import full_precision
+from lobes.models.precision import full_precision
 
 
 class MaskedLayerBatchNorm(nn.BatchNorm2d):

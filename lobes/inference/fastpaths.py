@@ -1,7 +1,7 @@
 """Ways to run a trained countermeasure's scoring graph: eager, compiled, ONNX.
 
 ``build_scorer(graph, precision, backend, device)`` wraps a
-``lobes.inference.ScoringGraph`` (SSL encoder, fusion, head; waveforms and
+``lobes.inference.detector.ScoringGraph`` (SSL encoder, fusion, head; waveforms and
 relative lengths -> bona fide logits) in one of:
 
 - ``"eager"``: plain PyTorch, under ``torch.autocast`` for bf16/fp16, with
@@ -14,7 +14,7 @@ relative lengths -> bona fide logits) in one of:
   MatMuls. Needs the ``onnx`` extra (``pip install -e .[onnx]``).
 
 Unsupported combinations are refused with an error naming the options; a
-precision the hardware lacks falls back as ``lobes.precision`` says.
+precision the hardware lacks falls back as ``lobes.models.precision`` says.
 """
 
 import logging
@@ -22,10 +22,9 @@ import os
 import tempfile
 import warnings
 
-import numpy as np
 import torch
 
-from lobes.precision import PRECISIONS, autocast, quantize_int8, resolve_precision
+from lobes.models.precision import PRECISIONS, autocast, quantize_int8, resolve_precision
 
 logger = logging.getLogger(__name__)
 

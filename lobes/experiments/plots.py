@@ -102,7 +102,7 @@ def heatmap_figure(rows, title, normalise="none"):
     ``normalise`` says what the rows hold and the colour bar states it:
     ``"none"`` (default), the weights themselves, drawn on a scale from 0 to
     the largest weight so that near-uniform weights look near-uniform;
-    ``"minmax"``, rows already min-max normalised (``lobes.aggregate.heatmap_rows``
+    ``"minmax"``, rows already min-max normalised (``lobes.experiments.aggregate.heatmap_rows``
     does it, as the paper's figures do), drawn from 0 to 1. Values are
     written in the cells when there are at most ``MAX_ANNOTATED_CELLS``.
 

@@ -5,7 +5,7 @@ import sys
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
-from lobes.distributed import DEFAULT_TIMEOUT_S, check_split_sizes, init_distributed
+from lobes.training.distributed import DEFAULT_TIMEOUT_S, check_split_sizes, init_distributed
 
 
 def load_recipe(argv=None):
@@ -14,7 +14,7 @@ def load_recipe(argv=None):
     Returns ``(hparams, run_opts)``; SpeechBrain's own flags (``--device``,
     ``--debug``, ``--precision``, ``--distributed_backend``, ...) land in
     ``run_opts``. Under ``torchrun`` the process joins the job's process
-    group here (``lobes.distributed.init_distributed``, timeout
+    group here (``lobes.training.distributed.init_distributed``, timeout
     ``ddp_timeout`` seconds), after the launch options have been checked.
     """
     argv = sys.argv[1:] if argv is None else argv
@@ -54,7 +54,7 @@ def train_and_test(brain_class, hparams, run_opts, datasets, test_sets):
         valid_loader_kwargs=hparams["test_dataloader_opts"],
     )
     # The selected checkpoint scores dev first: its scores fit the calibration
-    # applied to the test sets (lobes.calibration).
+    # applied to the test sets (lobes.evaluation.calibration).
     for name in ["dev", *(name for name in test_sets if name != "dev")]:
         brain.evaluate_set(datasets[name], name, hparams["test_dataloader_opts"])
     return brain

@@ -11,9 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lobes.precision import full_precision
+from lobes.models.precision import full_precision
 
-from lobes.heads.pooling import frame_mask
+from lobes.models.heads.pooling import frame_mask
 
 
 class ResidualBlock(nn.Module):

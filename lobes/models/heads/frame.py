@@ -3,9 +3,9 @@
 import torch
 import torch.nn as nn
 
-from lobes.precision import full_precision
+from lobes.models.precision import full_precision
 
-from lobes.heads.pooling import frame_mask
+from lobes.models.heads.pooling import frame_mask
 
 
 class FrameHead(nn.Module):

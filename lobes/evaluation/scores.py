@@ -4,9 +4,9 @@ Files are written to a temporary file and renamed into place, so a crash
 never leaves a half-written file and a rerun overwrites instead of appending.
 """
 
-import os
-import tempfile
 from dataclasses import dataclass
+
+from lobes.utils.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -17,21 +17,6 @@ class ScoreRecord:
     attack: str
     key: str
     score: float
-
-
-def atomic_write_text(path, text):
-    """Writes ``text`` to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fout:
-            fout.write(text)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
 
 
 def write_scores(path, records, scores=None):

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import soundfile as sf
 from tqdm import tqdm
 
-from lobes.data import SAMPLE_RATE
-from lobes.scores import atomic_write_text
+from lobes.dataio.dataset import SAMPLE_RATE
+from lobes.utils.files import atomic_write_text, numbered_lines
 
 logger = logging.getLogger(__name__)
 
@@ -72,26 +72,20 @@ def read_protocol(path, parse_line):
     it is re-raised as a ``ProtocolError`` naming file, line and content.
     Duplicate utterance ids are errors too.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"protocol file not found: {path}")
     trials, seen = [], {}
-    with open(path, encoding="utf-8") as fin:
-        for line_no, line in enumerate(fin, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            try:
-                trial = parse_line(fields)
-            except ValueError as err:
-                raise ProtocolError(f"{path}:{line_no}: {err}: {line.strip()!r}") from None
-            if trial.utt_id in seen:
-                raise ProtocolError(
-                    f"{path}:{line_no}: utterance {trial.utt_id} already listed on line "
-                    f"{seen[trial.utt_id]}"
-                )
-            seen[trial.utt_id] = line_no
-            trial.origin = f"{path}:{line_no}"
-            trials.append(trial)
+    for line_no, fields, line in numbered_lines(path, "protocol file"):
+        try:
+            trial = parse_line(fields)
+        except ValueError as err:
+            raise ProtocolError(f"{path}:{line_no}: {err}: {line.strip()!r}") from None
+        if trial.utt_id in seen:
+            raise ProtocolError(
+                f"{path}:{line_no}: utterance {trial.utt_id} already listed on line "
+                f"{seen[trial.utt_id]}"
+            )
+        seen[trial.utt_id] = line_no
+        trial.origin = f"{path}:{line_no}"
+        trials.append(trial)
     if not trials:
         raise ProtocolError(f"{path}: no trials")
     return trials

@@ -19,7 +19,7 @@ folders you trust, as with ``speechbrain.inference``.
 
 Usage (tests/test_inference.py runs all of this on a tiny trained model)::
 
-    from lobes.inference import SpoofDetector
+    from lobes.inference.detector import SpoofDetector
 
     detector = SpoofDetector.from_output_folder("results/ASVspoof2019/ffn/N6/seed1")
     detector.score_file("speech.flac").score        # one float, the bona fide logit
@@ -46,10 +46,10 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.data_utils import batch_pad_right
 from tqdm import tqdm
 
-from lobes.brain import rank_checkpoint
-from lobes.data import SAMPLE_RATE, crop_or_tile
-from lobes.fastpaths import build_scorer
-from lobes.ssl import BranchSSL
+from lobes.utils.run_folder import rank_checkpoint
+from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile
+from lobes.inference.fastpaths import build_scorer
+from lobes.models.assembly import BranchSSL
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def read_audio(path, sample_rate=SAMPLE_RATE):
         raise RuntimeError(f"cannot read audio file {path}: {err}") from err
     if data.shape[0] == 0:
         raise ValueError(f"{path} holds no samples")
-    # Same mix-down as lobes.data.load_audio, so 16 kHz files give the
+    # Same mix-down as lobes.dataio.dataset.load_audio, so 16 kHz files give the
     # recipe's exact samples.
     wav = torch.from_numpy(data.mean(axis=1))
     if file_rate != sample_rate:
@@ -236,12 +236,12 @@ class SpoofDetector(Pretrained):
     precision : str
         ``"fp32"`` (default), ``"bf16"`` (falls back to fp32, with a
         warning, on hardware without native bf16), ``"fp16"`` (GPU only)
-        or ``"int8"`` (CPU only); see ``lobes.precision``. Only the encoder
+        or ``"int8"`` (CPU only); see ``lobes.models.precision``. Only the encoder
         runs in it; fusion and head stay fp32.
     backend : str
         ``"eager"`` (default), ``"compile"`` (``torch.compile``; the first
         batch of each new shape compiles) or ``"onnx"`` (exported to ONNX
-        and run by ONNX Runtime; fp32 or int8). See ``lobes.fastpaths``.
+        and run by ONNX Runtime; fp32 or int8). See ``lobes.inference.fastpaths``.
     num_workers : int
         DataLoader workers that decode files for ``score_files`` (0: in
         this process).
@@ -466,7 +466,7 @@ class SpoofDetector(Pretrained):
         An unreadable or empty file raises with its name, unless ``errors``
         is a dict: then its message is stored there under its path, its
         result is ``None`` and the other files are still scored (as the
-        ``lobes.detect`` CLI does). ``progress=True`` shows a tqdm bar.
+        ``python -m lobes.detect`` does). ``progress=True`` shows a tqdm bar.
         """
         paths = [str(path) for path in paths]  # AudioFiles yields them as str
         batch_size = batch_size or self.batch_size

@@ -2,9 +2,9 @@
 
 import torch.nn as nn
 
-from lobes.precision import full_precision
+from lobes.models.precision import full_precision
 
-from lobes.heads.pooling import AttentiveStatsPooling
+from lobes.models.heads.pooling import AttentiveStatsPooling
 
 
 class FFNHead(nn.Module):

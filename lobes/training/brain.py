@@ -11,24 +11,26 @@ import json
 import logging
 import os
 import time
-import zipfile
 
 import numpy as np
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
-from speechbrain.utils.checkpoints import PARAMFILE_EXT
-from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast, run_on_main
+from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast
 from speechbrain.utils.epoch_loop import EpochCounterWithStopper
 from torch.nn.parallel import DistributedDataParallel
 
-from lobes.branches import BRANCH_SEMANTICS, BranchModel, check_branch_folders, check_branch_list
-from lobes.calibration import calibrated_test_outputs
-from lobes.distributed import all_sum, gather_unique, if_main_process, shard_sampler, world_size
-from lobes.metrics import compute_eer, record_metrics
-from lobes.scores import ScoreRecord, atomic_write_text, write_scores
-from lobes.ssl import MultiDepthSSL
+from lobes.models.branches import BRANCH_SEMANTICS, BranchModel, check_branch_folders, check_branch_list
+from lobes.evaluation.calibration import calibrated_test_outputs
+from lobes.training.distributed import all_sum, gather_unique, if_main_process, shard_sampler, world_size
+from lobes.evaluation.metrics import compute_eer, record_metrics
+from lobes.evaluation.scores import ScoreRecord, write_scores
+from lobes.utils.files import atomic_write_text
+from lobes.utils.run_folder import (
+    discard_incomplete_checkpoints, rank_checkpoint, read_results, score_path, write_results,
+)
+from lobes.models.assembly import MultiDepthSSL
 
 # hparams copied into results.json so every result says how it was made.
 RUN_CONFIG_KEYS = (
@@ -55,65 +57,9 @@ RUN_CONFIG_KEYS = (
 logger = logging.getLogger(__name__)
 
 
-def incomplete_checkpoint(checkpoint, recoverables):
-    """Why a checkpoint cannot be loaded (a missing or truncated parameter
-    file), or None if it is complete.
-
-    SpeechBrain writes a checkpoint's meta file first and its parameter files
-    one after the other, each in place: a run killed while saving leaves a
-    checkpoint that looks valid but fails to load, and recovery would pick
-    it as the latest. ``torch.save`` files are zip archives, whose directory
-    comes last, so a truncated one is not a valid zip.
-    """
-    for name in recoverables:
-        path = os.path.join(checkpoint.path, name + PARAMFILE_EXT)
-        if not os.path.isfile(path):
-            return f"{name}{PARAMFILE_EXT} is missing"
-        with open(path, "rb") as fin:
-            is_zip_format = fin.read(2) == b"PK"
-        if is_zip_format and not zipfile.is_zipfile(path):
-            return f"{name}{PARAMFILE_EXT} is truncated"
-    return None
-
-
-def discard_incomplete_checkpoints(checkpointer):
-    """Renames checkpoints a crash left half-written (``incomplete-CKPT...``,
-    kept for inspection, ignored by SpeechBrain), so that a rerun resumes
-    from the last complete one. Runs on the main process only."""
-
-    def discard():
-        for checkpoint in checkpointer.list_checkpoints():
-            reason = incomplete_checkpoint(checkpoint, checkpointer.recoverables)
-            if reason is not None:
-                target = checkpoint.path.with_name("incomplete-" + checkpoint.path.name)
-                os.replace(checkpoint.path, target)
-                logger.warning("checkpoint %s is incomplete (%s, saving was interrupted): "
-                               "moved to %s; resuming from the last complete one",
-                               checkpoint.path, reason, target)
-
-    run_on_main(discard)
-
-
 def unwrap(module):
     """The module inside a DDP wrapper (the module itself otherwise)."""
     return module.module if isinstance(module, DistributedDataParallel) else module
-
-
-def rank_checkpoint(meta, selection_metric):
-    """Rank of a checkpoint from its meta (higher is better): best dev
-    ``selection_metric``, ties broken by the other of dev EER and dev loss
-    (small dev sets tie on EER).
-
-    Example
-    -------
-    >>> a, b = {"EER": 1.0, "loss": 0.3}, {"EER": 1.0, "loss": 0.2}
-    >>> max([a, b], key=lambda m: rank_checkpoint(m, "EER")) is b
-    True
-    """
-    if selection_metric not in ("EER", "loss"):
-        raise ValueError(f"selection_metric must be 'EER' or 'loss', got {selection_metric!r}")
-    secondary = "loss" if selection_metric == "EER" else "EER"
-    return (-meta.get(selection_metric, float("inf")), -meta.get(secondary, float("inf")))
 
 
 class SpoofBrain(sb.Brain):
@@ -131,7 +77,7 @@ class SpoofBrain(sb.Brain):
     each has its own dev selection, early stopping, checkpoints and outputs
     in ``<output_folder>/N<n>/``, in the single-depth format. With ``heads``
     and/or ``init_seeds`` lists, every (head, depth, seed) is such a branch,
-    in ``<output_folder>/<head>/N<n>/seed<s>/`` (see ``lobes.branches``).
+    in ``<output_folder>/<head>/N<n>/seed<s>/`` (see ``lobes.models.branches``).
     A training step runs the encoder once (no grad when frozen), then each
     branch's fusion, head, loss and backward one after another, so that one
     branch's graph is alive at a time; a branch that has stopped early is no
@@ -495,7 +441,7 @@ class SpoofBrain(sb.Brain):
 
         Returns a dict with ``eer`` (%), trial counts, ``eer_by_attack`` (%)
         and the ASVspoof 5 costs of the raw scores (``min_dcf``, ``act_dcf``,
-        ``cllr``; see ``lobes.metrics.record_metrics``).
+        ``cllr``; see ``lobes.evaluation.metrics.record_metrics``).
         """
         return record_metrics(records)
 
@@ -542,19 +488,15 @@ class SpoofBrain(sb.Brain):
         name = getattr(self, "test_name", "test")
         records = self.score_records[branch]
         folder = self.branch_folder(branch)
-        score_path = os.path.join(folder, "scores", f"{name}.txt")
-        write_scores(score_path, records)
-        metrics = {"loss": loss, **self.test_metrics(records), "score_file": score_path}
+        score_file = score_path(folder, name)
+        write_scores(score_file, records)
+        metrics = {"loss": loss, **self.test_metrics(records), "score_file": score_file}
         metrics.update(self.extra_test_outputs(records, folder))
         # Dev fits the calibration; other sets get scores/<name>.calibrated.txt.
         prior = getattr(self.hparams, "calibration_prior", None)
         metrics.update(calibrated_test_outputs(records, folder, name, prior))
 
-        results_path = os.path.join(folder, "results.json")
-        results = {}
-        if os.path.isfile(results_path):
-            with open(results_path, encoding="utf-8") as fin:
-                results = json.load(fin)
+        results = read_results(folder, missing_ok=True)
         results["config"] = self.run_config(branch)
         results["layer_weights"] = self.branch_layer_weights(branch).tolist()
         selected = self.branch_checkpointer(branch).find_checkpoint(
@@ -564,7 +506,7 @@ class SpoofBrain(sb.Brain):
             k: v for k, v in selected.meta.items() if k != "unixtime"
         }
         results.setdefault("test_sets", {})[name] = metrics
-        atomic_write_text(results_path, json.dumps(results, indent=2, default=float) + "\n")
+        write_results(folder, results)
         title = name if branch is None else f"{name} ({branch})"
         print_summary(title, metrics, results["layer_weights"])
 
