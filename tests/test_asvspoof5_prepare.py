@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "recipes", "ASVspoof5"))
-from asvspoof5_prepare import prepare_asvspoof5, prepared_splits  # noqa: E402
+from asvspoof5_prepare import prepare_asvspoof5  # noqa: E402
+from lobes.dataio.prepare import prepared_splits  # noqa: E402
 
 from lobes.dataio.prepare import AudioError, ProtocolError, read_manifest  # noqa: E402
 from lobes.testing.synthetic import make_synthetic_asvspoof5  # noqa: E402

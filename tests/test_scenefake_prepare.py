@@ -12,7 +12,8 @@ import soundfile as sf
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "recipes", "SceneFake")
 sys.path.insert(0, RECIPE)
 import scenefake_prepare  # noqa: E402
-from scenefake_prepare import prepare_scenefake, prepared_splits  # noqa: E402
+from scenefake_prepare import prepare_scenefake  # noqa: E402
+from lobes.dataio.prepare import prepared_splits  # noqa: E402
 
 from lobes.dataio.prepare import AudioError, ProtocolError, read_manifest  # noqa: E402
 

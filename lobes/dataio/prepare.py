@@ -228,6 +228,16 @@ def skip(outputs, options_file, options):
         return json.load(fin) == json.loads(json.dumps(options))
 
 
+def prepared_splits(save_folder, options_file="prepare_options.json"):
+    """The splits the last finished prepare run in ``save_folder`` wrote
+    manifests for (its saved options' ``splits``)."""
+    path = os.path.join(save_folder, options_file)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: run the recipe's prepare step first")
+    with open(path, encoding="utf-8") as fin:
+        return json.load(fin)["splits"]
+
+
 def save_options(options_file, options):
     """Saves the options of a finished prepare run (written last)."""
     atomic_write_text(options_file, json.dumps(options, indent=2, sort_keys=True) + "\n")

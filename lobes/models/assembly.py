@@ -146,7 +146,7 @@ class BranchSSL(nn.Module):
         super().__init__()
         self.name, self.multi = name, ssl
         self.fusion = ssl.fusions[name]
-        depth = self.fusion.n_layers - int(ssl.encoder.include_cnn_output)
+        depth = {b.name: b for b in ssl.branches}[name].depth
         layers = ssl.encoder.model.encoder.layers
         # Outputs are captured by hooks on each layer: dropping the deeper
         # layers leaves layers 1..depth exactly as they were.

@@ -478,9 +478,7 @@ class SpoofBrain(sb.Brain):
                 "semantics": BRANCH_SEMANTICS,
             }
         elif branch is not None:
-            config["n_layers"] = self.ssl.fusions[branch].n_layers - int(
-                self.ssl.encoder.include_cnn_output
-            )
+            config["n_layers"] = self.branches[branch].depth
             config["multi_depth_run"] = self.hparams.n_layers
         return config
 

@@ -20,7 +20,6 @@ file and line. Writes ``{train,dev,eval}.csv`` with the gender, codec, codec
 quality and attack tag as extra columns; eval only when its protocol exists.
 """
 
-import json
 import logging
 import os
 import re
@@ -220,12 +219,3 @@ def prepare_asvspoof5(data_folder, save_folder, splits=("train", "dev", "eval"),
             detail = f"; class weights from these counts [spoof, bonafide] = [{weights[0]:.3f}, {weights[1]:.3f}]"
         log_counts(split, trials, detail)
     save_options(options_file, options)
-
-
-def prepared_splits(save_folder):
-    """The splits the last finished prepare run wrote manifests for."""
-    path = os.path.join(save_folder, OPTIONS_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: run prepare_asvspoof5 first")
-    with open(path, encoding="utf-8") as fin:
-        return json.load(fin)["splits"]

@@ -23,13 +23,13 @@ import numpy as np
 from speechbrain.utils.distributed import run_on_main
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from asvspoof5_prepare import prepare_asvspoof5, prepared_splits  # noqa: E402
+from asvspoof5_prepare import prepare_asvspoof5  # noqa: E402
 
 from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.evaluation.calibration import check_prior, dev_calibration  # noqa: E402
 from lobes.dataio.dataset import make_datasets  # noqa: E402
 from lobes.evaluation.metrics import metrics_by_groups, record_metrics  # noqa: E402
-from lobes.dataio.prepare import read_manifest  # noqa: E402
+from lobes.dataio.prepare import prepared_splits, read_manifest  # noqa: E402
 from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
 from lobes.utils.files import atomic_write_text  # noqa: E402
 

@@ -28,7 +28,6 @@ and splits holding a single class are errors that name the folder or the
 file and line. Writes ``<split>.csv`` for every split found.
 """
 
-import json
 import logging
 import os
 
@@ -366,12 +365,3 @@ def manifest_counts(path):
     for row in read_manifest(path):
         counts[row["label"]] += 1
     return counts
-
-
-def prepared_splits(save_folder):
-    """The splits the last finished prepare run wrote manifests for."""
-    path = os.path.join(save_folder, OPTIONS_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: run prepare_scenefake first")
-    with open(path, encoding="utf-8") as fin:
-        return json.load(fin)["splits"]
