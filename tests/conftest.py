@@ -10,6 +10,10 @@ import pytest
 from lobes.testing.tiny_models import save_tiny_ssl
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Test modules share builders across groups (a recipe test builds its data
+# tree with the prepare test's builder): every group folder is importable.
+for _group in ("unit", "integration", "recipes"):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), _group))
 MODEL_FORMS = [
     (model_type, stable)
     for model_type in ("wav2vec2", "hubert", "wavlm")
@@ -98,3 +102,22 @@ def _run_recipe(dataset, hparams, cwd, *overrides, script="train.py", timeout=60
 def run_recipe():
     """``run_recipe(dataset, hparams_file, cwd, *overrides, script="train.py")``."""
     return _run_recipe
+
+
+# Tests grouped as SpeechBrain groups them: unit/ (one module at a time,
+# seconds), integration/ (trained runs, CLIs, torchrun) and recipes/ (recipe
+# smoke runs and the recipe-test rows). Folder markers let a user select
+# (`-m unit`, `-m "not recipe"`); `torchrun`, `export` and `slow` are set on
+# the tests themselves. The README's test command runs everything.
+FOLDER_MARKERS = {"unit": "unit", "integration": "integration", "recipes": "recipe"}
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_root = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        relative = os.path.relpath(str(item.fspath), tests_root)
+        marker = FOLDER_MARKERS.get(relative.split(os.sep)[0])
+        if marker:
+            item.add_marker(marker)
+            if marker == "recipe":
+                item.add_marker("slow")

@@ -4,7 +4,7 @@
 Each row's ``test_debug_flags`` point at ``tests/samples/<Dataset>`` and at a
 tiny local SSL model, ``tests/samples/ssl/<TINY_SSL_NAME>``. No audio is
 committed: the trees are written from the fixture builders the tests
-already have, by ``tests/test_recipe_rows.py`` at test time (in a temporary
+already have, by ``tests/recipes/test_recipe_rows.py`` at test time (in a temporary
 folder) or by hand before running SpeechBrain's own recipe tester:
 
     python tests/recipe_samples.py                 # writes tests/samples/ (git-ignored)

@@ -17,7 +17,7 @@ are aggregated (mean, or min to flag any spoofed stretch).
 Loading a HyperPyYAML file can run the code it names: load only model
 folders you trust, as with ``speechbrain.inference``.
 
-Usage (tests/test_inference.py runs all of this on a tiny trained model)::
+Usage (tests/integration/test_inference.py runs all of this on a tiny trained model)::
 
     from lobes.inference.detector import SpoofDetector
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "recipes", "ASVspoof2019"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "ASVspoof2019"))
 from asvspoof2019_prepare import prepare_asvspoof2019  # noqa: E402
 
 from lobes.dataio.prepare import AudioError, ProtocolError, read_manifest  # noqa: E402

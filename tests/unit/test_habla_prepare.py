@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "recipes", "HABLA"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "HABLA"))
 from habla_prepare import (  # noqa: E402
     assign_speakers,
     format_stats,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "recipes", "ASVspoof2019"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "ASVspoof2019"))
 from crossdataset_prepare import (  # noqa: E402
     prepare_asvspoof2021,
     prepare_in_the_wild,

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEC = importlib.util.spec_from_file_location("speed", os.path.join(REPO, "benchmarks", "speed.py"))
 speed = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(speed)

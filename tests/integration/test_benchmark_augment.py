@@ -6,7 +6,7 @@ import os
 from lobes.augment.codec import CODECS
 from lobes.augment.rawboost import MODES
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEC = importlib.util.spec_from_file_location("augment_bench", os.path.join(REPO, "benchmarks", "augment.py"))
 bench = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(bench)

@@ -13,7 +13,7 @@ from lobes.experiments.aggregate import aggregate, heatmap_rows
 from lobes.experiments.paper import EVAL_SETS, paper_eer, paper_results, render_readme
 from lobes.experiments.plots import eer_vs_depth_figure, heatmap_figure, layer_weights_figure, plt
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LONG_TITLE = "wav2vec2-xls-r-300m + aasist, N=24: mean learned layer weights over three seeds"
 
 

@@ -27,7 +27,7 @@ import sys
 import pytest
 from recipe_samples import SAMPLE_BUILDERS, build_samples
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROW_FILES = sorted(glob.glob(os.path.join(REPO, "tests", "recipes", "*.csv")))
 PATH_FIELDS = ("Script_file", "Hparam_file", "Data_prep_file", "Readme_file")
 CHECK = re.compile(r"(\w+)=\[(.*?)\]")

@@ -26,7 +26,7 @@ from lobes.augment.rawboost import (
 from lobes.dataio.dataset import make_dataset, make_datasets
 
 SR = 16000
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def speech_like(n, seed=0, amplitude=0.3):

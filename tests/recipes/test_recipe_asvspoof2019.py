@@ -18,7 +18,9 @@ def la_data(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("hparams", ["ffn.yaml", "aasist.yaml"])
+# aasist.yaml: trained by its recipe-test row (tests/recipes/ASVspoof2019.csv); the
+# checks below need one head only.
+@pytest.mark.parametrize("hparams", ["ffn.yaml"])
 def test_train_select_and_score(la_data, tiny_ssl, tmp_path, run_recipe, hparams):
     output = tmp_path / "run"
     log = run_recipe(

@@ -74,6 +74,7 @@ def test_bf16_and_int8_within_tolerance_for_every_model_form(tiny_models, form, 
         assert int8.kept_fp32 == []
 
 
+@pytest.mark.export
 def test_onnx_export_matches_eager(tiny_models):
     # WavLM large form: the relative position bias and the pre-LN layers export too.
     graph = scoring_graph(tiny_models[("wavlm", True)])
@@ -86,6 +87,7 @@ def test_onnx_export_matches_eager(tiny_models):
     assert list(onnx.sessions) == [16000]
 
 
+@pytest.mark.export
 def test_compiled_graph_matches_eager(tiny_models):
     graph = scoring_graph(tiny_models[("wav2vec2", False)], n_layers=1)
     wavs, lens = batch()
@@ -151,6 +153,7 @@ def test_refusals_name_the_option(precision, backend, device, message):
         build_scorer(None, precision, backend, device)
 
 
+@pytest.mark.export
 def test_onnx_refuses_a_gpu_and_an_untraceable_head(tiny_models):
     graph = scoring_graph(tiny_models[("wav2vec2", False)], n_layers=1)
     with pytest.raises(ValueError, match="backend='onnx' runs on the CPU"):

@@ -20,7 +20,7 @@ from lobes.inference.detector import SpoofDetector, read_audio, window_starts
 from lobes.evaluation.scores import read_scores
 from lobes.testing.synthetic import make_synthetic_la
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPE = os.path.join(REPO, "recipes", "ASVspoof2019")
 COUNTS = {"train": 4, "dev": 3, "eval": 4}
 BATCH_SIZE = 4
@@ -235,7 +235,7 @@ def test_int8_detector_within_bound_and_fp16_refused_on_cpu(trained, detector, e
     int8 = SpoofDetector.from_output_folder(trained[0], run_opts={"device": "cpu"}, precision="int8")
     assert int8.precision == "int8" and int8.backend == "eager"
     scores = np.array([r.score for r in int8.score_files(paths)])
-    assert np.abs(scores - reference).max() < 5e-2  # the bound stated in tests/test_precision.py
+    assert np.abs(scores - reference).max() < 5e-2  # the bound stated in tests/unit/test_precision.py
     with pytest.raises(ValueError, match="precision='fp16' needs a CUDA GPU"):
         SpoofDetector.from_output_folder(trained[0], run_opts={"device": "cpu"}, precision="fp16")
 
@@ -262,6 +262,8 @@ def test_cli_refuses_fp16_on_cpu(trained, eval_files, capsys):
     assert "precision='fp16' needs a CUDA GPU" in capsys.readouterr().err
 
 
+@pytest.mark.torchrun
+@pytest.mark.slow
 def test_cli_under_torchrun_writes_one_merged_output(trained, eval_files, recipe_scores, tmp_path):
     folder = tmp_path / "audio"
     folder.mkdir()

@@ -15,7 +15,7 @@ from lobes.models.assembly import MultiDepthSSL, layerwise_ssl
 from lobes.models.ssl import LayerwiseSSL
 from lobes.testing.synthetic import make_synthetic_la
 
-RECIPE = os.path.join(os.path.dirname(__file__), "..", "recipes", "ASVspoof2019")
+RECIPE = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "ASVspoof2019")
 sys.path.insert(0, RECIPE)
 from asvspoof2019_prepare import prepare_asvspoof2019  # noqa: E402
 

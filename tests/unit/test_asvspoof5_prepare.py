@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "recipes", "ASVspoof5"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "ASVspoof5"))
 from asvspoof5_prepare import prepare_asvspoof5  # noqa: E402
 from lobes.dataio.prepare import prepared_splits  # noqa: E402
 

@@ -22,7 +22,9 @@ def protocol_ids(path):
     return sorted(line.split()[1] for line in path.read_text().splitlines())
 
 
-@pytest.mark.parametrize("hparams", ["ffn.yaml", "aasist.yaml"])
+# aasist.yaml: trained by its recipe-test row (tests/recipes/ASVspoof5.csv); the
+# checks below need one head only.
+@pytest.mark.parametrize("hparams", ["ffn.yaml"])
 def test_train_select_calibrate_and_score(asv5_data, tiny_ssl, tmp_path, run_recipe, hparams):
     output = tmp_path / "run"
     log = run_recipe(

@@ -23,6 +23,7 @@ from synthetic_partialspoof import make_partialspoof_tree  # noqa: E402
 from test_crossdataset import build_itw  # noqa: E402
 
 DDP = ("--distributed_backend=gloo", "--device=cpu", "--log_train_ids=True")
+pytestmark = [pytest.mark.torchrun, pytest.mark.slow]
 
 
 def torchrun_command(dataset, hparams, *overrides, nproc=2, script="train.py"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-RECIPE = os.path.join(os.path.dirname(__file__), "..", "recipes", "CtrSVDD")
+RECIPE = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "CtrSVDD")
 sys.path.insert(0, RECIPE)
 import ctrsvdd_prepare  # noqa: E402
 from ctrsvdd_prepare import prepare_ctrsvdd  # noqa: E402

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-RECIPE = os.path.join(os.path.dirname(__file__), "..", "recipes", "SceneFake")
+RECIPE = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "SceneFake")
 sys.path.insert(0, RECIPE)
 import scenefake_prepare  # noqa: E402
 from scenefake_prepare import prepare_scenefake  # noqa: E402

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-RECIPE = os.path.join(os.path.dirname(__file__), "..", "recipes", "PartialSpoof")
+RECIPE = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "PartialSpoof")
 sys.path.insert(0, RECIPE)
 from partialspoof_prepare import SegmentLabelError, prepare_partialspoof  # noqa: E402
 from synthetic_partialspoof import make_partialspoof_tree  # noqa: E402
