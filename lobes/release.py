@@ -1,0 +1,6 @@
+from lobes.serving.release import main
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
