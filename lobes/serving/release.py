@@ -324,15 +324,23 @@ def _summary(run_detector, released, folder, run_scores, scores):
 
 
 def is_release_source(source):
-    """True for a release folder (its ``config.json``, no ``hyperparams.yaml``)
-    or a hub id; False for a run or branch folder."""
+    """True for a release folder (a ``config.json`` of this format, or one
+    without a ``hyperparams.yaml`` beside it) or a hub id; False for a run or
+    branch folder."""
     from lobes.ssl import _looks_like_local_path
 
     source = os.path.expanduser(str(source))
-    if os.path.isdir(source):
-        return os.path.isfile(os.path.join(source, CONFIG_FILE)) and not os.path.isfile(
-            os.path.join(source, "hyperparams.yaml"))
-    return not _looks_like_local_path(source)
+    if not os.path.isdir(source):
+        return not _looks_like_local_path(source)
+    config = os.path.join(source, CONFIG_FILE)
+    if not os.path.isfile(config):
+        return False
+    try:
+        with open(config, encoding="utf-8") as fin:
+            return json.load(fin).get("format") == FORMAT
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        # Not this format's config: a release if nothing says it is a run folder.
+        return not os.path.isfile(os.path.join(source, "hyperparams.yaml"))
 
 
 def _check_weights(path, expected):
