@@ -171,7 +171,7 @@ def _quiet_libraries():
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m lobes.detect",
-        description="Score audio files with a trained countermeasure (recipe output folder).",
+        description="Score audio files with a trained countermeasure (release or recipe output folder).",
     )
     parser.add_argument("model_dir", help="release folder or hub id, or a recipe output folder "
                                           "(hyperparams.yaml + save/) or branch folder")

@@ -22,7 +22,6 @@ compares their scores.
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import sys
@@ -43,8 +42,6 @@ from lobes.serving.model_spec import ModelSpec, build_modules, check_head_type
 from lobes.serving.run_folder import read_calibration
 from lobes.ssl import SUPPORTED_MODEL_TYPES
 from lobes.testing import TINY_MODELS
-
-logger = logging.getLogger(__name__)
 
 FORMAT = "lobes-countermeasure-release"
 FORMAT_VERSION = 1
@@ -550,8 +547,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Runs the CLI; returns the exit code (0 ok, 1 verification failed, 2 bad input)."""
+    from lobes.detect import _quiet_libraries
+
     args = parse_args(argv)
-    logging.getLogger("speechbrain.integrations.huggingface.huggingface").setLevel(logging.ERROR)
+    _quiet_libraries()
     try:
         if args.verify:
             rows, failures = verify_release(args.source, args.tolerance)
