@@ -96,7 +96,7 @@ def model_card(config, calibration, results, summary, name=None):
         "Scores speech as **bona fide** (real) or **spoof** (synthesised or converted): a "
         f"{config['model_type']} encoder ({config['ssl_source']}) cut to its first "
         f"**{config['n_layers']} of {config['full_depth']} transformer layers**, a learned softmax-"
-        f"weighted sum of those layers ({config['fusion']['norm']} normalisation) and a "
+        f"weighted sum of those layers ({config['fusion']['norm']} normalisation) and the "
         f"**{head}** head, trained with the lobes recipes. Only the layers used are stored.", "",
         "## Model", "",
         f"- SSL source: `{config['ssl_source']}`, depth N = {config['n_layers']} "
@@ -112,9 +112,7 @@ def model_card(config, calibration, results, summary, name=None):
         f"{summary['full_model_fp32_bytes'] / 1e6:.2f} MB for the full model in float32 "
         "(4 bytes a parameter)", "",
         "## Training", "",
-        f"- Data: {dataset}; seed {run.get('seed', 'unrecorded')}"
-        + (f"; branch of a run over {run['branched_run']}" if run.get("branched_run") else "")
-        + (f"; one depth of a multi-depth run {run['multi_depth_run']}" if run.get("multi_depth_run") else ""),
+        f"- Data: {dataset}; seed {run.get('seed', 'unrecorded')}" + _run_kind(run),
         f"- Epochs: {run.get('number_of_epochs', 'unrecorded')}, batch {run.get('batch_size', '?')}, "
         f"lr {run.get('lr', '?')}, class weights {run.get('class_weights', '?')}; checkpoint "
         f"selected on dev {run.get('selection_metric', 'EER')}"
@@ -163,6 +161,19 @@ def model_card(config, calibration, results, summary, name=None):
         "```bibtex", CITATION, "```", "",
     ]
     return "\n".join(lines)
+
+
+def _run_kind(run):
+    """How the model was trained, when it is one branch or depth of a larger run."""
+    branched = run.get("branched_run")
+    if isinstance(branched, dict):
+        return (f" (initialisation of this branch); one branch of a run over depths "
+                f"{branched.get('n_layers')}, heads {branched.get('heads')}, initialisation seeds "
+                f"{branched.get('init_seeds')}, batch order from seed {branched.get('batch_order_seed')}. "
+                f"{branched.get('semantics', '')}")
+    if run.get("multi_depth_run"):
+        return f"; one depth of a multi-depth run over depths {run['multi_depth_run']} (one encoder pass)"
+    return ""
 
 
 def _golden_tolerance():
