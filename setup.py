@@ -28,6 +28,10 @@ setup(
         "numpy>=1.24",
         "scipy>=1.10",  # calibration and score fusion (scipy.optimize)
         "tqdm",
+        # Release folders (lobes.release): weights, hub ids, plain YAML reading.
+        "safetensors>=0.4",
+        "huggingface_hub>=0.23",
+        "pyyaml>=6",
     ],
     extras_require={
         # backend="onnx" of SpoofDetector / python -m lobes.detect (lobes.inference.fastpaths).
@@ -35,5 +39,6 @@ setup(
         # The tests cover the ONNX backend too.
         "test": ["pytest>=8", *ONNX],
     },
-    entry_points={"console_scripts": ["lobes-detect = lobes.detect:main"]},
+    entry_points={"console_scripts": ["lobes-detect = lobes.detect:main",
+                                      "lobes-release = lobes.release:main"]},
 )

@@ -75,6 +75,45 @@ def tiny_ssl(tiny_models):
     return tiny_models[("wavlm", False)]
 
 
+INFERENCE_COUNTS = {"train": 4, "dev": 3, "eval": 4}
+INFERENCE_BATCH_SIZE = 4
+INFERENCE_MAX_SAMPLES = 16000
+
+
+def inference_overrides(la_data, tiny_ssl):
+    """Overrides of the ``trained`` run (ASVspoof2019 ffn.yaml, 2 layers, 2 epochs)."""
+    return {
+        "data_folder": str(la_data),
+        "ssl_source": str(tiny_ssl),
+        "n_layers": 2,
+        "batch_size": INFERENCE_BATCH_SIZE,
+        "max_samples": INFERENCE_MAX_SAMPLES,
+        "num_workers": 0,
+        "number_of_epochs": 2,
+    }
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_ssl):
+    """(output folder, synthetic data folder) of a 2-epoch tiny ASVspoof2019
+    recipe run, trained once per session (tests/test_inference.py and
+    tests/test_release.py)."""
+    from lobes.testing.synthetic import make_synthetic_la
+
+    root = tmp_path_factory.mktemp("inference")
+    la_data = root / "la"
+    # Eval files up to 2.5 s, so that some are longer than the 1 s crop.
+    make_synthetic_la(la_data, INFERENCE_COUNTS, INFERENCE_COUNTS, seconds=(0.6, 2.5), seed=5)
+    output = root / "run"
+    recipe = os.path.join(REPO, "recipes", "ASVspoof2019")
+    command = [sys.executable, os.path.join(recipe, "train.py"),
+               os.path.join(recipe, "hparams", "ffn.yaml"), f"--output_folder={output}",
+               *(f"--{key}={value}" for key, value in inference_overrides(la_data, tiny_ssl).items())]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return output, la_data
+
+
 def _run_recipe(dataset, hparams, cwd, *overrides, script="train.py", timeout=600):
     """Runs ``recipes/<dataset>/<script> <hparams> <overrides>``; returns its output.
 

@@ -1,6 +1,10 @@
-"""Command line: score audio files with a trained recipe output folder.
+"""Command line: score audio files with a release (folder or hub id) or a
+trained recipe output folder.
 
-    python -m lobes.detect MODEL_DIR PATH [PATH ...] --out scores.txt
+    python -m lobes.detect MODEL PATH [PATH ...] --out scores.txt [--output raw|llr|prob]
+
+MODEL is a release folder or hub id (``python -m lobes.release``), or a run
+folder or one of its branch folders; nothing in it is run as code.
 
 PATHs are files or folders (searched recursively for .wav, .flac, .ogg and
 .mp3 files; a file named explicitly is tried whatever its extension). The
@@ -9,7 +13,16 @@ logit, higher = more bona fide), in the order the files were found, plus ``<TAB>
 ``--threshold`` (bona fide when the score is at or above it); the decisions
 are also printed. Files that cannot be read, or hold no samples, are named on
 stderr and left out of the output; the other files are still scored and
-written, and the exit code is 1. Exit code 2: no audio found or bad usage.
+written, and the exit code is 1. Exit code 2: no audio found, a model that
+cannot be loaded (the error names the file) or bad usage.
+
+``--output llr`` or ``prob`` writes the calibrated LLR or the posterior
+probability of bona fide (at ``--prior``, by default the ASVspoof 5 cost
+model's effective prior) instead of the raw logit, with a decision column at
+the Bayes threshold unless ``--threshold`` (on the written value) is given.
+Whenever ``--output`` is given, the first line is a ``#`` comment saying what
+the columns are; without it the output is exactly as before (raw logits, no
+header).
 
 Audio is decoded in ``--num-workers`` DataLoader workers while the model
 scores, with a progress bar on stderr. ``--precision`` and ``--backend``
@@ -37,11 +50,14 @@ import torch
 from speechbrain.utils.distributed import ddp_broadcast, get_rank, is_distributed_initialized
 from transformers.utils import logging as transformers_logging
 
+from lobes.evaluation.calibration import check_prior
 from lobes.training.distributed import gather_unique, init_distributed, is_launched, world_size
 from lobes.inference.fastpaths import BACKENDS
 from lobes.inference.detector import AGGREGATIONS, SpoofDetector
 from lobes.models.precision import PRECISIONS
 from lobes.utils.files import atomic_write_text
+from lobes.inference.outputs import DESCRIPTIONS, OUTPUTS
+from lobes.inference.release import is_release_source
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -154,12 +170,20 @@ def _quiet_libraries():
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m lobes.detect",
-        description="Score audio files with a trained countermeasure (recipe output folder).",
+        description="Score audio files with a trained countermeasure (release or recipe output folder).",
     )
-    parser.add_argument("model_dir", help="recipe output folder (hyperparams.yaml + save/)")
+    parser.add_argument("model_dir", help="release folder or hub id, or a recipe output folder "
+                                          "(hyperparams.yaml + save/) or branch folder")
     parser.add_argument("paths", nargs="+", help="audio files or folders (recursive)")
     parser.add_argument("--out", help="score file to write; stdout when omitted")
-    parser.add_argument("--threshold", type=float, help="print bonafide/spoof decisions")
+    parser.add_argument("--threshold", type=float,
+                        help="print bonafide/spoof decisions at this value of the written column")
+    parser.add_argument("--output", choices=OUTPUTS,
+                        help="column written: raw logit, calibrated LLR or posterior of bona fide "
+                             "(with a header line; llr/prob also decide at the Bayes threshold)")
+    parser.add_argument("--prior", type=float,
+                        help="bona fide prior of posteriors and the Bayes threshold "
+                             "(default: the ASVspoof 5 cost model's effective prior)")
     parser.add_argument("--window", type=float, help="window length in seconds (sliding windows)")
     parser.add_argument("--hop", type=float, help="window hop in seconds (default: half a window)")
     parser.add_argument("--aggregation", choices=AGGREGATIONS, default="mean",
@@ -197,11 +221,10 @@ def main(argv=None):
     rank, n_ranks = get_rank() or 0, world_size()
     try:
         try:
-            detector = SpoofDetector.from_output_folder(
-                args.model_dir, run_opts={"device": device}, ssl_source=args.ssl_source,
-                precision=args.precision, backend=args.backend,
-            )
-        except ValueError as err:  # an option the model or the hardware cannot run
+            detector = _load_detector(args, device)
+        except (ValueError, FileNotFoundError, RuntimeError) as err:
+            # A model that cannot be loaded (named in the message), or an
+            # option the model or the hardware cannot run.
             print(f"error: {err}", file=sys.stderr)
             return 2
         scores, errors = score_paths(
@@ -210,7 +233,7 @@ def main(argv=None):
             num_workers=args.num_workers,
         )
         merged = gather_results(scores, errors)
-        code = _report(args, files, missing, *merged) if rank == 0 else None
+        code = _report(args, files, missing, *merged, outputs=detector.outputs) if rank == 0 else None
         # Rank 0's exit code on every rank, so torchrun reports one outcome.
         return ddp_broadcast(code, src=0)
     finally:
@@ -230,12 +253,48 @@ def _init_distributed(args):
     return run_opts["device"]
 
 
-def _report(args, files, missing, scores, errors):
+def _load_detector(args, device):
+    """The detector of ``args.model_dir``: a release or a run folder, with
+    calibrated outputs checked before any audio is read."""
+    options = dict(run_opts={"device": device}, precision=args.precision, backend=args.backend)
+    if is_release_source(args.model_dir):
+        detector = SpoofDetector.from_pretrained(args.model_dir, **options)
+    else:
+        detector = SpoofDetector.from_output_folder(args.model_dir, ssl_source=args.ssl_source, **options)
+    detector.prior = check_prior(args.prior, option="--prior")
+    if args.output in ("llr", "prob") and detector.outputs is None:
+        raise FileNotFoundError(
+            f"{args.model_dir} has no calibration.json (score its dev set first): "
+            f"--output {args.output} needs one"
+        )
+    return detector
+
+
+def output_columns(args, scores, outputs):
+    """``(values, threshold, header)`` of the score file under ``--output``."""
+    if args.output is None:  # today's output, unchanged
+        return scores, args.threshold, None
+    values = {path: outputs.column(s, args.output) if outputs else s for path, s in scores.items()}
+    threshold, rule = args.threshold, f"bonafide if the value >= {args.threshold}"
+    if threshold is None and args.output != "raw":
+        threshold = outputs.bayes_threshold if args.output == "llr" else 0.5
+        rule = (f"bonafide if llr >= {outputs.bayes_threshold:.6f}, the Bayes threshold at bona "
+                f"fide prior {outputs.prior:.6f}")
+    header = f"# lobes.inference.cli --output {args.output}: PATH<TAB>{DESCRIPTIONS[args.output]}"
+    if args.output == "prob":
+        header += f" at prior {outputs.prior:.6f}"
+    if threshold is not None:
+        header += f"<TAB>decision ({rule})"
+    return values, threshold, header + "\n"
+
+
+def _report(args, files, missing, scores, errors, outputs=None):
     """Writes the score file and prints the summary; returns the exit code."""
-    lines = format_lines(files, scores, args.threshold)
+    values, threshold, header = output_columns(args, scores, outputs)
+    lines = ([header] if header else []) + format_lines(files, values, threshold)
     if args.out:
         atomic_write_text(args.out, "".join(lines))
-    if args.threshold is not None or not args.out:
+    if threshold is not None or not args.out:
         sys.stdout.write("".join(lines))
     for path in (p for p in files if p in errors):
         print(f"error: could not score {path}: {errors[path]}", file=sys.stderr)

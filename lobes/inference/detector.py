@@ -14,8 +14,15 @@ cropped as the recipe crops its evaluation sets (``eval_crop`` and
 With a window, long audio is scored window by window and the window scores
 are aggregated (mean, or min to flag any spoofed stretch).
 
-Loading a HyperPyYAML file can run the code it names: load only model
-folders you trust, as with ``speechbrain.inference``.
+Model folders are data: ``from_output_folder`` reads the plain values of a
+run's ``hyperparams.yaml`` without running any of its tags, and
+``from_pretrained`` loads a release folder (``python -m lobes.release``) or
+hub id from JSON and safetensors files. ``from_hparams`` loads a HyperPyYAML
+file, which is code: give it only a recipe YAML you wrote or trust.
+
+With a calibration (``calibration.json`` of the run or release), each result
+also carries the calibrated LLR and the posterior probability of bona fide
+at the detector's prior (``lobes.inference.outputs``).
 
 Usage (tests/integration/test_inference.py runs all of this on a tiny trained model)::
 
@@ -31,7 +38,6 @@ Usage (tests/integration/test_inference.py runs all of this on a tiny trained mo
 import logging
 import os
 import random
-import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -46,7 +52,7 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.data_utils import batch_pad_right
 from tqdm import tqdm
 
-from lobes.utils.run_folder import rank_checkpoint
+from lobes.utils.run_folder import incomplete_checkpoint, rank_checkpoint
 from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile
 from lobes.inference.fastpaths import build_scorer
 from lobes.models.assembly import BranchSSL
@@ -75,12 +81,20 @@ class DetectionResult:
         Start of each segment in seconds.
     duration : float
         Length of the recording in seconds.
+    llr, posterior : float or None
+        With a calibrated detector: the calibrated LLR of ``score`` and the
+        posterior probability of bona fide at the detector's ``prior``.
+    window_llrs : tuple of float or None
+        The calibrated LLR of each window score.
     """
 
     score: float
     window_scores: tuple
     window_starts: tuple
     duration: float
+    llr: float = None
+    posterior: float = None
+    window_llrs: tuple = None
 
 
 def read_audio(path, sample_rate=SAMPLE_RATE):
@@ -177,6 +191,9 @@ def load_checkpoint(modules, checkpoint, selection_metric="EER"):
     if not candidates:
         raise FileNotFoundError(f"no CKPT+* checkpoint found in {folder}")
     best = max(candidates, key=rank)
+    problem = incomplete_checkpoint(best, modules)
+    if problem:  # a clear error, not a zip or unpickling error from torch
+        raise RuntimeError(f"checkpoint {best.path} cannot be loaded: {problem}")
     checkpointer.load_checkpoint(best)
     return best
 
@@ -248,6 +265,19 @@ class SpoofDetector(Pretrained):
     """
 
     MODULES_NEEDED = ["ssl", "head"]
+    # Set by the loaders: the dev calibration (lobes.evaluation.calibration.Calibration)
+    # and the bona fide prior of posteriors (None: the ASVspoof 5 cost model's).
+    calibration = None
+    prior = None
+
+    @property
+    def outputs(self):
+        """``lobes.inference.outputs.CalibratedOutputs``, or None without calibration."""
+        from lobes.inference.outputs import CalibratedOutputs
+
+        if self.calibration is None:
+            return None
+        return CalibratedOutputs.from_calibration(self.calibration, self.prior)
 
     def __init__(self, modules, hparams, run_opts=None, window=None, hop=None,
                  aggregation="mean", batch_size=8, precision="fp32", backend="eager",
@@ -320,30 +350,27 @@ class SpoofDetector(Pretrained):
     def from_output_folder(cls, folder, **kwargs):
         """Loads a recipe output folder: ``hyperparams.yaml`` and the best of ``save/``.
 
-        Keyword arguments are those of ``from_hparams``.
+        The YAML is read for plain values only and the modules are built in
+        code (``lobes.inference.run_loader``): nothing a model folder names is
+        run. Keyword arguments: ``overrides`` (plain values), ``ssl_source``,
+        ``run_opts`` and those of the constructor.
         """
-        folder = os.path.normpath(str(folder))
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"model folder {folder} does not exist")
-        hparams_file = os.path.join(folder, "hyperparams.yaml")
-        if os.path.isfile(hparams_file):
-            return cls.from_hparams(hparams_file, os.path.join(folder, "save"), **kwargs)
-        # One branch of a multi-depth run (<run>/N<n>/) or of a branched run
-        # (<run>/<head>/N<n>/seed<s>/), with the run's hparams above.
-        parts = folder.split(os.sep)
-        for levels, pattern in ((1, r"N\d+"), (3, r"\w+/N\d+/seed-?\d+")):
-            branch = "/".join(parts[-levels:])
-            parent_hparams = os.path.join(os.sep.join(parts[:-levels]), "hyperparams.yaml")
-            if re.fullmatch(pattern, branch) and os.path.isfile(parent_hparams):
-                return cls.from_hparams(
-                    parent_hparams, os.path.join(folder, "save"),
-                    branch=branch, **kwargs,
-                )
-        raise FileNotFoundError(
-            f"{folder} is not a recipe output folder: it has no hyperparams.yaml "
-            "(nor is it the N<n>/ folder of a multi-depth run or the "
-            "<head>/N<n>/seed<s>/ folder of a branched run)"
-        )
+        from lobes.inference.run_loader import load_run_folder
+
+        return load_run_folder(cls, folder, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, source, **kwargs):
+        """Loads a release folder (``python -m lobes.release``) or a hub id.
+
+        A hub id is fetched with ``huggingface_hub`` (the local cache alone
+        under ``HF_HUB_OFFLINE=1``). No SSL checkpoint is needed: a release
+        holds its truncated encoder. Keyword arguments: ``run_opts``,
+        ``revision``, ``cache_dir`` and those of the constructor.
+        """
+        from lobes.inference.release import load_release
+
+        return load_release(cls, source, **kwargs)
 
     def forward(self, wavs, wav_lens=None):
         """Same as ``score_batch``."""
@@ -437,15 +464,23 @@ class SpoofDetector(Pretrained):
             # Zero padding and relative lengths exactly as SpeechBrain's PaddedBatch.
             batch, lens = batch_pad_right(segments[first : first + batch_size])
             scores += self.score_batch(batch, lens).tolist()
-        return [
-            DetectionResult(
-                score=aggregate(scores[span], aggregation),
+        outputs = self.outputs
+        results = []
+        for wav, span in zip(wavs, spans):
+            score = aggregate(scores[span], aggregation)
+            calibrated = {}
+            if outputs is not None:  # an increasing affine map: it commutes with mean and min
+                llr = outputs.llr(score)
+                calibrated = dict(llr=llr, posterior=outputs.posterior(llr),
+                                  window_llrs=tuple(outputs.llr(s) for s in scores[span]))
+            results.append(DetectionResult(
+                score=score,
                 window_scores=tuple(scores[span]),
                 window_starts=tuple(start / SAMPLE_RATE for start in starts[span]),
                 duration=wav.shape[0] / SAMPLE_RATE,
-            )
-            for wav, span in zip(wavs, spans)
-        ]
+                **calibrated,
+            ))
+        return results
 
     def score_file(self, path, window=None, hop=None, aggregation=None):
         """Scores one audio file (any rate, mono or multi-channel).
@@ -466,7 +501,7 @@ class SpoofDetector(Pretrained):
         An unreadable or empty file raises with its name, unless ``errors``
         is a dict: then its message is stored there under its path, its
         result is ``None`` and the other files are still scored (as the
-        ``python -m lobes.detect`` does). ``progress=True`` shows a tqdm bar.
+        ``lobes.inference.cli`` CLI does). ``progress=True`` shows a tqdm bar.
         """
         paths = [str(path) for path in paths]  # AudioFiles yields them as str
         batch_size = batch_size or self.batch_size

@@ -15,6 +15,7 @@ import os
 import torch
 import torch.nn as nn
 from speechbrain.integrations.huggingface.huggingface import HFTransformersInterface
+from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
 from transformers.utils import logging as transformers_logging
 from speechbrain.utils.checkpoints import (
     mark_as_loader,
@@ -27,6 +28,13 @@ from lobes.models.heads.pooling import frame_mask
 from lobes.models.precision import ambient_autocast_dtype, bf16_supported, resolve_precision
 
 SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
+# Config and model classes of each supported model type (building an encoder
+# from a plain config, as release folders and the test fixtures do).
+SSL_CLASSES = {
+    "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
+    "hubert": (HubertConfig, HubertModel),
+    "wavlm": (WavLMConfig, WavLMModel),
+}
 
 
 def _looks_like_local_path(source):

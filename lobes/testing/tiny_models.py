@@ -7,21 +7,9 @@ loaded by path exactly as a downloaded model would be.
 
 import os
 
-from transformers import (
-    HubertConfig,
-    HubertModel,
-    Wav2Vec2Config,
-    Wav2Vec2FeatureExtractor,
-    Wav2Vec2Model,
-    WavLMConfig,
-    WavLMModel,
-)
+from transformers import Wav2Vec2FeatureExtractor
 
-TINY_MODELS = {
-    "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
-    "hubert": (HubertConfig, HubertModel),
-    "wavlm": (WavLMConfig, WavLMModel),
-}
+from lobes.models.ssl import SSL_CLASSES as TINY_MODELS  # model type -> (config, model) classes
 
 
 def tiny_ssl_config(model_type, stable_layer_norm, n_layers=4, hidden_size=32, conv_channels=16):

@@ -13,47 +13,18 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from conftest import smoke_overrides
+from conftest import INFERENCE_BATCH_SIZE as BATCH_SIZE
+from conftest import INFERENCE_MAX_SAMPLES as MAX_SAMPLES
+from conftest import REPO, smoke_overrides
+from conftest import inference_overrides as recipe_overrides
 from lobes import detect
 from lobes.dataio.dataset import crop_or_tile
 from lobes.inference.detector import SpoofDetector, read_audio, window_starts
 from lobes.evaluation.scores import read_scores
 from lobes.testing.synthetic import make_synthetic_la
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPE = os.path.join(REPO, "recipes", "ASVspoof2019")
-COUNTS = {"train": 4, "dev": 3, "eval": 4}
-BATCH_SIZE = 4
-MAX_SAMPLES = 16000
-
-
-def recipe_overrides(la_data, tiny_ssl):
-    return {
-        "data_folder": str(la_data),
-        "ssl_source": str(tiny_ssl),
-        "n_layers": 2,
-        "batch_size": BATCH_SIZE,
-        "max_samples": MAX_SAMPLES,
-        "num_workers": 0,
-        "number_of_epochs": 2,
-    }
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_ssl):
-    """(output folder, synthetic data folder) of a 2-epoch tiny recipe run."""
-    root = tmp_path_factory.mktemp("inference")
-    la_data = root / "la"
-    # Eval files up to 2.5 s, so that some are longer than the 1 s crop.
-    make_synthetic_la(la_data, COUNTS, COUNTS, seconds=(0.6, 2.5), seed=5)
-    output = root / "run"
-    overrides = recipe_overrides(la_data, tiny_ssl)
-    command = [sys.executable, os.path.join(RECIPE, "train.py"),
-               os.path.join(RECIPE, "hparams", "ffn.yaml"), f"--output_folder={output}",
-               *(f"--{key}={value}" for key, value in overrides.items())]
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return output, la_data
+# The ``trained`` run (tests/conftest.py) is shared with tests/test_release.py.
 
 
 @pytest.fixture(scope="module")

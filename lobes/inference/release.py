@@ -1,0 +1,572 @@
+"""Self-contained release folders: a trained countermeasure anyone can load safely.
+
+``python -m lobes.release RUN --out DIR`` turns a run folder (or one branch
+folder of a multi-depth or branched run) into a folder that needs nothing
+else, and holds no code:
+
+    config.json                  plain JSON: format version, SSL type and depth,
+                                 fusion, head, crop, sample rate, precision hints
+    encoder/config.json          the SSL config cut to N layers (transformers)
+    encoder/preprocessor_config.json   its feature-extractor config
+    encoder/model.safetensors    CNN, positional convolution, layers 1..N only
+    fusion_head.safetensors      layer-sum weights and the head
+    calibration.json             affine map to LLRs, fitted on the run's dev set
+    golden.json                  expected raw scores of clips generated in code
+    README.md                    model card (Hugging Face metadata)
+
+``SpoofDetector.from_pretrained(SOURCE)`` (``load_release``) loads a release
+folder or hub id; every file is checked before any audio is read.
+``python -m lobes.release --verify SOURCE`` regenerates the golden clips and
+compares their scores.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from transformers import Wav2Vec2FeatureExtractor
+
+from lobes.utils.run_folder import CALIBRATION_FILE, DEV_SET
+from lobes.dataio.dataset import SAMPLE_RATE
+from lobes.models.layer_sum import WeightedLayerSum
+from lobes.utils.files import atomic_write_text
+from lobes.inference.hub import resolve_release_source
+from lobes.inference.model_card import model_card
+from lobes.inference.model_spec import ModelSpec, build_modules, check_head_type
+from lobes.inference.run_loader import read_calibration
+from lobes.models.ssl import SSL_CLASSES, SUPPORTED_MODEL_TYPES
+
+FORMAT = "lobes-countermeasure-release"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+ENCODER_DIR = "encoder"
+ENCODER_WEIGHTS = f"{ENCODER_DIR}/model.safetensors"
+ENCODER_CONFIG = f"{ENCODER_DIR}/config.json"
+FEATURE_EXTRACTOR_CONFIG = f"{ENCODER_DIR}/preprocessor_config.json"
+FUSION_HEAD_WEIGHTS = "fusion_head.safetensors"
+GOLDEN_FILE = "golden.json"
+README_FILE = "README.md"
+RELEASE_FILES = (CONFIG_FILE, ENCODER_CONFIG, FEATURE_EXTRACTOR_CONFIG, ENCODER_WEIGHTS,
+                 FUSION_HEAD_WEIGHTS, CALIBRATION_FILE, GOLDEN_FILE, README_FILE)
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+# |expected - recomputed| allowed on a golden raw score: far above the float
+# rounding of another BLAS or thread count (1e-6 on these clips), far below
+# the change one altered weight makes.
+GOLDEN_TOLERANCE = 1e-4
+# Golden clips: (name, kind, seconds, seed); made by ``golden_clip`` in code,
+# so no dataset audio is ever copied into a release.
+GOLDEN_CLIPS = (
+    ("chirp_1s", "chirp", 1.0, 0),
+    ("harmonics_noise_2s", "harmonics_noise", 2.0, 1),
+    ("noise_bursts_0.6s", "noise_bursts", 0.6, 2),
+)
+
+
+class ReleaseError(ValueError):
+    """A release folder that cannot be loaded; the message names the file."""
+
+
+def golden_clip(kind, seconds, seed):
+    """A deterministic test waveform (float32, 16 kHz, peak below 1).
+
+    Uniform draws of numpy's PCG64 bit generator, which numpy keeps stable
+    across versions, and closed-form tones.
+
+    Example
+    -------
+    >>> clip = golden_clip("chirp", 0.5, 0)
+    >>> clip.shape, clip.dtype, bool(np.abs(clip).max() < 1)
+    ((8000,), dtype('float32'), True)
+    >>> bool(np.array_equal(golden_clip("noise_bursts", 0.2, 3), golden_clip("noise_bursts", 0.2, 3)))
+    True
+    """
+    n = int(round(seconds * SAMPLE_RATE))
+    t = np.arange(n, dtype=np.float64) / SAMPLE_RATE
+    noise = np.random.Generator(np.random.PCG64(seed)).random(n) * 2.0 - 1.0
+    if kind == "chirp":  # 100 Hz -> 4 kHz linear sweep over the clip
+        rate = (4000.0 - 100.0) / max(seconds, 1e-9)
+        wav = 0.3 * np.sin(2 * np.pi * (100.0 * t + 0.5 * rate * t**2)) + 0.01 * noise
+    elif kind == "harmonics_noise":  # a 180 Hz voice-like harmonic series, 3 Hz tremolo
+        wav = sum(np.sin(2 * np.pi * 180.0 * k * t) / k for k in range(1, 9))
+        wav = 0.15 * wav * (0.6 + 0.4 * np.sin(2 * np.pi * 3.0 * t)) + 0.05 * noise
+    elif kind == "noise_bursts":  # 100 ms on, 100 ms off
+        wav = 0.4 * noise * (np.floor(t * 10) % 2 == 0)
+    else:
+        raise ValueError(f"unknown golden clip kind {kind!r}")
+    return wav.astype(np.float32)
+
+
+def _golden_waveforms(clips):
+    return [torch.from_numpy(golden_clip(c["kind"], c["seconds"], c["seed"])) for c in clips]
+
+
+# ----------------------------------------------------------------- writing
+
+
+def _refuse_non_empty(out, force):
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise FileExistsError(f"--out {out} exists and is not a folder")
+    if os.path.isdir(out) and os.listdir(out) and not force:
+        raise FileExistsError(f"--out {out} is not empty: give --force to replace its contents")
+
+
+def _float_state(module, dtype):
+    """``module``'s state with floating tensors in ``dtype``, contiguous (safetensors)."""
+    return {
+        key: (value.detach().to(dtype) if value.is_floating_point() else value.detach()).contiguous().cpu()
+        for key, value in module.state_dict().items()
+    }
+
+
+def write_encoder(encoder, folder, dtype=torch.float32):
+    """Writes a ``TruncatedSSLEncoder`` (or any HF wav2vec2-family model with
+    its config as ``encoder.model``/``encoder.config``) under ``folder``:
+    ``config.json``, ``preprocessor_config.json`` and ``model.safetensors``.
+    Returns the weight file's path."""
+    os.makedirs(folder, exist_ok=True)
+    config = encoder.config.to_dict()
+    config.pop("auto_map", None)  # a release names no code to load
+    atomic_write_text(os.path.join(folder, "config.json"), json.dumps(config, indent=2, sort_keys=True) + "\n")
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0,
+        do_normalize=bool(getattr(encoder, "normalize_waveform", False)),
+        return_attention_mask=bool(getattr(encoder, "use_attention_mask", True)),
+    ).to_json_file(os.path.join(folder, "preprocessor_config.json"))
+    path = os.path.join(folder, "model.safetensors")
+    save_file(_float_state(encoder.model, dtype), path, metadata={"format": "pt"})
+    return path
+
+
+def write_fusion_head(fusion, head, path):
+    """Fusion and head weights (fp32 always: they are small, and BatchNorm
+    statistics lose too much in fp16) as one safetensors file."""
+    state = {f"fusion.{k}": v for k, v in _float_state(fusion, torch.float32).items()}
+    state.update({f"head.{k}": v for k, v in _float_state(head, torch.float32).items()})
+    save_file(state, path, metadata={"format": "pt"})
+    return path
+
+
+def parameter_count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def full_encoder_parameters(encoder_config, full_depth):
+    """Parameters of the SSL at its full depth, counted on a model built on
+    the meta device (no memory, no download)."""
+    config_class, model_class = SSL_CLASSES[encoder_config.model_type]
+    config = config_class(**{**encoder_config.to_dict(), "num_hidden_layers": full_depth})
+    with torch.device("meta"):
+        return parameter_count(model_class(config))
+
+
+def release_config(detector, dtype_name):
+    """The plain ``config.json`` of a release of ``detector`` (a run-folder detector)."""
+    spec, ssl = detector.model_spec, detector.mods.ssl
+    encoder = ssl.encoder
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "task": "audio deepfake (spoofing) detection: bona fide vs spoof speech",
+        "score": "bona fide logit (higher = more bona fide); calibration.json maps it to an LLR",
+        "model_type": encoder.config.model_type,
+        "ssl_source": spec.ssl_source,
+        "n_layers": encoder.n_layers,
+        "full_depth": encoder.full_depth,
+        "hidden_size": encoder.hidden_size,
+        "include_cnn_output": encoder.include_cnn_output,
+        "normalize_waveform": encoder.normalize_waveform,
+        "use_attention_mask": encoder.use_attention_mask,
+        "fusion": {"n_layers": ssl.fusion.n_layers, "norm": ssl.fusion.norm_type},
+        "head": {"type": spec.head_type, "options": _head_options(spec)},
+        "sample_rate": SAMPLE_RATE,
+        "crop": {"max_samples": spec.max_samples, "eval_crop": spec.eval_crop},
+        "dtype": dtype_name,
+        "precision_hints": {
+            "stored": f"encoder weights in {dtype_name}; fusion and head in float32",
+            "compute": "loaded as float32; SpoofDetector(precision=...) runs the encoder "
+                       "in bf16 (native bf16 hardware), fp16 (GPU) or int8 (CPU)",
+            "fusion_and_head": "always float32",
+        },
+        "files": {"encoder": ENCODER_WEIGHTS, "fusion_head": FUSION_HEAD_WEIGHTS,
+                  "calibration": CALIBRATION_FILE, "golden": GOLDEN_FILE},
+    }
+
+
+def _head_options(spec):
+    """The head's options as its class receives them (``build_head``'s rule)."""
+    import inspect
+
+    from lobes.models.branches import HEAD_CLASSES
+
+    if spec.own_head_type in (None, spec.head_type):
+        return dict(spec.head_options)
+    accepted = inspect.signature(HEAD_CLASSES[spec.head_type]).parameters
+    return {k: v for k, v in spec.head_options.items() if k in accepted}
+
+
+def _read_json(path, what):
+    if not os.path.isfile(path):
+        raise ReleaseError(f"{path} is missing ({what})")
+    try:
+        with open(path, encoding="utf-8") as fin:
+            return json.load(fin)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ReleaseError(f"{path} is not valid JSON ({what}): {err}") from err
+
+
+def write_release(run_folder, out, dtype="float32", force=False, ssl_source=None):
+    """Writes the release of ``run_folder`` to ``out``; returns a summary dict.
+
+    The release is written to a temporary folder beside ``out``, loaded back
+    from there to compute its golden scores (so they are the scores of the
+    files as written), and moved into place last.
+    """
+    from lobes.inference.detector import SpoofDetector
+
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    out = os.path.normpath(str(out))
+    _refuse_non_empty(out, force)
+    detector = SpoofDetector.from_output_folder(run_folder, ssl_source=ssl_source, run_opts={"device": "cpu"})
+    if detector.calibration is None:
+        raise FileNotFoundError(
+            f"{os.path.join(str(run_folder), CALIBRATION_FILE)} is missing: a release carries the "
+            f"calibration fitted on dev; score the run's {DEV_SET} set first (rerun its recipe)"
+        )
+    staging = f"{out}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    try:
+        ssl = detector.mods.ssl
+        write_encoder(ssl.encoder, os.path.join(staging, ENCODER_DIR), DTYPES[dtype])
+        write_fusion_head(ssl.fusion, detector.mods.head, os.path.join(staging, FUSION_HEAD_WEIGHTS))
+        config = release_config(detector, dtype)
+        _write_json(os.path.join(staging, CONFIG_FILE), config)
+        calibration = detector.calibration
+        _write_json(os.path.join(staging, CALIBRATION_FILE), {
+            "a": calibration.a, "b": calibration.b, "prior": calibration.prior,
+            "fitted_on": f"the {DEV_SET} scores of the run (scores/{DEV_SET}.txt)",
+            "maps": "raw bona fide logit s -> natural-log LLR a * s + b",
+        })
+        clips = [dict(name=n, kind=k, seconds=s, seed=seed) for n, k, s, seed in GOLDEN_CLIPS]
+        waveforms = _golden_waveforms(clips)
+        run_scores = [r.score for r in detector.score_waveforms(waveforms)]
+        released = load_release(SpoofDetector, staging, check_golden=False)
+        scores = [r.score for r in released.score_waveforms(waveforms)]
+        _write_json(os.path.join(staging, GOLDEN_FILE), {
+            "tolerance": GOLDEN_TOLERANCE,
+            "note": "clips are generated by lobes.inference.release.golden_clip; scores are raw "
+                    "bona fide logits of this release, loaded as float32 on CPU",
+            "clips": [dict(c, score=s) for c, s in zip(clips, scores)],
+        })
+        summary = _summary(detector, released, staging, run_scores, scores)
+        results = _read_results(run_folder)
+        atomic_write_text(os.path.join(staging, README_FILE), model_card(config, calibration, results, summary))
+        _make_readable(staging)
+        if os.path.isdir(out):
+            shutil.rmtree(out)  # only reached with --force (or an empty folder)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return summary
+
+
+def _make_readable(folder):
+    """Files readable by all, as shared files are (atomic writes create them 0600)."""
+    for root, _, names in os.walk(folder):
+        for name in names:
+            os.chmod(os.path.join(root, name), 0o644)
+
+
+def _write_json(path, value):
+    atomic_write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def _read_results(run_folder):
+    path = os.path.join(str(run_folder), "results.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as fin:
+        return json.load(fin)
+
+
+def _summary(run_detector, released, folder, run_scores, scores):
+    """Sizes, parameter counts and the run-vs-release score difference."""
+    encoder = run_detector.mods.ssl.encoder
+    encoder_params = parameter_count(encoder.model)
+    scorer_params = parameter_count(run_detector.mods.ssl.fusion) + parameter_count(run_detector.mods.head)
+    full_params = full_encoder_parameters(encoder.config, encoder.full_depth) + scorer_params
+    sizes = {name: os.path.getsize(os.path.join(folder, name)) for name in (ENCODER_WEIGHTS, FUSION_HEAD_WEIGHTS)}
+    return {
+        "parameters": encoder_params + scorer_params,
+        "full_model_parameters": full_params,
+        "weight_bytes": sum(sizes.values()),
+        # The full model's weights in fp32, from its parameter count.
+        "full_model_fp32_bytes": 4 * full_params,
+        "file_bytes": sizes,
+        "max_abs_difference_to_run": float(np.max(np.abs(np.subtract(run_scores, scores)))),
+        "golden_scores": scores,
+    }
+
+
+# ----------------------------------------------------------------- loading
+
+
+def is_release_source(source):
+    """True for a release folder (a ``config.json`` of this format, or one
+    without a ``hyperparams.yaml`` beside it) or a hub id; False for a run or
+    branch folder."""
+    from lobes.models.ssl import _looks_like_local_path
+
+    source = os.path.expanduser(str(source))
+    if not os.path.isdir(source):
+        return not _looks_like_local_path(source)
+    config = os.path.join(source, CONFIG_FILE)
+    if not os.path.isfile(config):
+        return False
+    try:
+        with open(config, encoding="utf-8") as fin:
+            return json.load(fin).get("format") == FORMAT
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        # Not this format's config: a release if nothing says it is a run folder.
+        return not os.path.isfile(os.path.join(source, "hyperparams.yaml"))
+
+
+def _check_weights(path, expected):
+    """Refuses a missing or truncated safetensors file, or one whose tensors
+    do not match ``expected`` (name -> shape), naming the file."""
+    if not os.path.isfile(path):
+        raise ReleaseError(f"{path} is missing")
+    try:
+        with safe_open(path, framework="pt") as weights:
+            found = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+    except (SafetensorError, OSError) as err:
+        raise ReleaseError(f"{path} is not a complete safetensors file (truncated or damaged): {err}") from err
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [f"{k}: {found[k]} in the file, {expected[k]} for config.json"
+             for k in sorted(set(found) & set(expected)) if found[k] != expected[k]]
+    if missing or unexpected or wrong:
+        details = "; ".join(filter(None, [
+            f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}" if missing else "",
+            f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}" if unexpected else "",
+            f"shape mismatch {wrong[:3]}" if wrong else "",
+        ]))
+        raise ReleaseError(f"{path} does not fit the release's config.json: {details}")
+
+
+def _shapes(module):
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def check_release(folder):
+    """Reads and checks every file of a release folder; returns its config.
+
+    Everything a load needs is checked here, before any audio is read: the
+    format version, the encoder config (a supported model type, cut to
+    ``n_layers``, naming no code), the weight files (present, complete, every
+    tensor of the shape the config implies) and the calibration.
+    """
+    from lobes.models.branches import HEAD_CLASSES
+
+    config_path = os.path.join(folder, CONFIG_FILE)
+    config = _read_json(config_path, "the release config")
+    if config.get("format") != FORMAT:
+        raise ReleaseError(f"{config_path} is not a lobes release config (format {config.get('format')!r})")
+    version = config.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ReleaseError(
+            f"{config_path} has format_version {version!r}, newer than this lobes reads "
+            f"({FORMAT_VERSION}): upgrade lobes to load this release"
+        )
+    try:
+        model_type, n_layers = config["model_type"], int(config["n_layers"])
+        head_type = check_head_type(config["head"]["type"], config_path)
+        head_options = dict(config["head"].get("options") or {})
+        fusion_layers, fusion_norm = int(config["fusion"]["n_layers"]), config["fusion"]["norm"]
+        hidden_size = int(config["hidden_size"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ReleaseError(f"{config_path} lacks a field or has a bad value: {err!r}") from err
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ReleaseError(f"{config_path}: model_type {model_type!r} is not one of {SUPPORTED_MODEL_TYPES}")
+
+    encoder_path = os.path.join(folder, ENCODER_CONFIG)
+    encoder_config = _read_json(encoder_path, "the encoder config")
+    if "auto_map" in encoder_config:
+        raise ReleaseError(f"{encoder_path} names code to load (auto_map); a release holds none")
+    if encoder_config.get("model_type") != model_type or encoder_config.get("num_hidden_layers") != n_layers:
+        raise ReleaseError(
+            f"{encoder_path} describes a {encoder_config.get('model_type')!r} model with "
+            f"{encoder_config.get('num_hidden_layers')} layers; {config_path} says {model_type!r} "
+            f"with {n_layers}"
+        )
+    _read_json(os.path.join(folder, FEATURE_EXTRACTOR_CONFIG), "the feature-extractor config")
+    config_class, model_class = SSL_CLASSES[model_type]
+    try:
+        hf_config = config_class(**encoder_config)
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            expected_encoder = _shapes(model_class(hf_config))
+            fusion = WeightedLayerSum(fusion_layers, norm=fusion_norm)
+            head = HEAD_CLASSES[head_type](hidden_size, **head_options)
+    except (TypeError, ValueError) as err:
+        raise ReleaseError(f"{config_path} or {encoder_path} does not describe a model: {err}") from err
+    _check_weights(os.path.join(folder, ENCODER_WEIGHTS), expected_encoder)
+    expected = {f"fusion.{k}": v for k, v in _shapes(fusion).items()}
+    expected.update({f"head.{k}": v for k, v in _shapes(head).items()})
+    _check_weights(os.path.join(folder, FUSION_HEAD_WEIGHTS), expected)
+    calibration_path = os.path.join(folder, CALIBRATION_FILE)
+    if not os.path.isfile(calibration_path):
+        raise ReleaseError(f"{calibration_path} is missing (the calibration to LLRs)")
+    try:
+        read_calibration(folder)
+    except ValueError as err:
+        raise ReleaseError(str(err)) from err
+    return config
+
+
+def release_spec(folder, config):
+    """The ``ModelSpec`` of a checked release: the encoder from its own folder."""
+    return ModelSpec(
+        ssl_source=os.path.abspath(os.path.join(folder, ENCODER_DIR)),
+        n_layers=int(config["n_layers"]),
+        head_type=config["head"]["type"],
+        head_options=dict(config["head"].get("options") or {}),
+        include_cnn_output=bool(config.get("include_cnn_output", False)),
+        fusion_norm=config["fusion"]["norm"],
+        normalize_waveform=bool(config["normalize_waveform"]),
+        use_attention_mask=bool(config.get("use_attention_mask", True)),
+        max_samples=int(config["crop"]["max_samples"]),
+        eval_crop=config["crop"].get("eval_crop", "first"),
+    )
+
+
+def load_release(detector_class, source, run_opts=None, revision=None, cache_dir=None, prior=None,
+                 check_golden=True, **detector_kwargs):
+    """A ``detector_class`` (``SpoofDetector``) for a release folder or hub id.
+
+    Arguments
+    ---------
+    source : str
+        A release folder or a Hugging Face hub id (``owner/name``).
+    run_opts : dict, optional
+        SpeechBrain run options (``device``).
+    revision, cache_dir : str, optional
+        Hub revision and cache (``HF_HUB_CACHE`` by default).
+    prior : float, optional
+        Prior of bona fide for posteriors and the Bayes decision (the
+        ASVspoof 5 cost model's effective prior when None).
+    check_golden : bool
+        Also require ``golden.json`` (absent only while a release is written).
+    **detector_kwargs
+        ``window``, ``hop``, ``aggregation``, ``batch_size``, ``precision``,
+        ``backend``, ``num_workers``.
+    """
+    folder = resolve_release_source(source, revision=revision, cache_dir=cache_dir,
+                                    patterns=RELEASE_FILES)
+    config = check_release(folder)
+    if check_golden:
+        _read_json(os.path.join(folder, GOLDEN_FILE), "the golden scores")
+    spec = release_spec(folder, config)
+    modules = build_modules(spec)
+    modules["ssl"].float()  # an fp16 release is computed in fp32 unless precision says otherwise
+    state = load_file(os.path.join(folder, FUSION_HEAD_WEIGHTS))
+    for name, module in (("fusion", modules["ssl"].fusion), ("head", modules["head"])):
+        prefix = f"{name}."
+        module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    detector = detector_class(modules, spec.detector_hparams(), run_opts=run_opts, **detector_kwargs)
+    detector.model_spec = spec
+    detector.calibration = read_calibration(folder)
+    detector.prior = prior
+    detector.release_folder, detector.release_config = folder, config
+    return detector
+
+
+def verify_release(source, tolerance=GOLDEN_TOLERANCE, **load_kwargs):
+    """Recomputes a release's golden scores; returns ``(rows, failures)``.
+
+    Each row is ``(clip name, expected, recomputed, |difference|)``; a
+    failure is the message of a row beyond ``tolerance``.
+    """
+    from lobes.inference.detector import SpoofDetector
+
+    detector = SpoofDetector.from_pretrained(source, run_opts={"device": "cpu"}, **load_kwargs)
+    golden_path = os.path.join(detector.release_folder, GOLDEN_FILE)
+    golden = _read_json(golden_path, "the golden scores")
+    try:
+        clips = [dict(name=str(c["name"]), kind=str(c["kind"]), seconds=float(c["seconds"]),
+                      seed=int(c["seed"]), score=float(c["score"])) for c in golden["clips"]]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ReleaseError(f"{golden_path} lacks a field or has a bad value: {err!r}") from err
+    if not clips:
+        raise ReleaseError(f"{golden_path} lists no clips")
+    results = detector.score_waveforms(_golden_waveforms(clips))
+    rows, failures = [], []
+    for clip, result in zip(clips, results):
+        difference = abs(result.score - clip["score"])
+        rows.append((clip["name"], clip["score"], result.score, difference))
+        if not difference <= tolerance:  # also catches NaN
+            failures.append(
+                f"golden clip {clip['name']}: expected {clip['score']:.6f}, got {result.score:.6f} "
+                f"(difference {difference:.3g} > tolerance {tolerance:g})"
+            )
+    return rows, failures
+
+
+# ----------------------------------------------------------------- command line
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m lobes.release",
+        description="Write a self-contained release folder of a trained run, or verify one.",
+    )
+    parser.add_argument("source", help="run folder (or branch folder) to release; with --verify, "
+                                       "a release folder or hub id")
+    parser.add_argument("--out", help="release folder to write")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32",
+                        help="storage type of the encoder weights (fusion and head stay float32)")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    parser.add_argument("--ssl-source", help="load the run's SSL from here instead of its recorded source")
+    parser.add_argument("--verify", action="store_true",
+                        help="recompute the golden scores of SOURCE and compare")
+    parser.add_argument("--tolerance", type=float, default=GOLDEN_TOLERANCE,
+                        help=f"largest |difference| of a golden score (default {GOLDEN_TOLERANCE:g})")
+    args = parser.parse_args(argv)
+    if not args.verify and not args.out:
+        parser.error("--out is required (or give --verify)")
+    return args
+
+
+def main(argv=None):
+    """Runs the CLI; returns the exit code (0 ok, 1 verification failed, 2 bad input)."""
+    from lobes.inference.cli import _quiet_libraries
+
+    args = parse_args(argv)
+    _quiet_libraries()
+    try:
+        if args.verify:
+            rows, failures = verify_release(args.source, args.tolerance)
+            for name, expected, got, difference in rows:
+                print(f"{name}\texpected {expected:.6f}\tgot {got:.6f}\tdifference {difference:.3g}")
+            for failure in failures:
+                print(f"error: {failure}", file=sys.stderr)
+            print(f"{len(rows) - len(failures)} of {len(rows)} golden scores within {args.tolerance:g}",
+                  file=sys.stderr)
+            return 1 if failures else 0
+        summary = write_release(args.source, args.out, args.dtype, args.force, args.ssl_source)
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {summary['parameters']:,} parameters "
+          f"({summary['parameters'] / summary['full_model_parameters']:.1%} of the full model's "
+          f"{summary['full_model_parameters']:,}), weights {summary['weight_bytes'] / 1e6:.2f} MB; "
+          f"golden scores within {summary['max_abs_difference_to_run']:.2g} of the run's detector",
+          file=sys.stderr)
+    return 0

@@ -1,0 +1,153 @@
+"""Loading a recipe output folder (or one branch of it) without running its YAML.
+
+The folder's ``hyperparams.yaml`` is read for plain values only
+(``lobes.inference.plain_yaml``); the modules are built in code
+(``lobes.inference.model_spec``) and the selected checkpoint of ``save/`` is
+loaded into them. The result scores exactly as the recipe scored.
+"""
+
+import json
+import os
+import re
+
+from lobes.models.branches import plan_branches
+from lobes.utils.run_folder import CALIBRATION_FILE
+from lobes.evaluation.calibration import Calibration
+from lobes.inference.model_spec import ModelSpec, build_modules, check_head_type
+from lobes.inference.plain_yaml import IgnoredTag, read_plain_yaml
+
+HPARAMS_FILE = "hyperparams.yaml"
+# ``LayerwiseSSL`` keyword arguments a recipe may set on its ``ssl:`` entry.
+SSL_OPTIONS = ("include_cnn_output", "fusion_norm", "normalize_waveform", "use_attention_mask", "freeze")
+# Entries of the ``head:`` mapping that are not head options.
+NOT_HEAD_OPTIONS = ("ssl", "head_type", "head_class")
+
+
+def locate_run(folder):
+    """``(hparams file, branch or None)`` of a run folder or branch folder.
+
+    A branch folder is ``<run>/N<n>/`` (multi-depth run) or
+    ``<run>/<head>/N<n>/seed<s>/`` (branched run) with the run's
+    ``hyperparams.yaml`` above it.
+    """
+    folder = os.path.normpath(str(folder))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"model folder {folder} does not exist")
+    hparams_file = os.path.join(folder, HPARAMS_FILE)
+    if os.path.isfile(hparams_file):
+        return hparams_file, None
+    parts = folder.split(os.sep)
+    for levels, pattern in ((1, r"N\d+"), (3, r"\w+/N\d+/seed-?\d+")):
+        branch = "/".join(parts[-levels:])
+        parent_hparams = os.path.join(os.sep.join(parts[:-levels]), HPARAMS_FILE)
+        if re.fullmatch(pattern, branch) and os.path.isfile(parent_hparams):
+            return parent_hparams, branch
+    raise FileNotFoundError(
+        f"{folder} is not a recipe output folder: it has no hyperparams.yaml "
+        "(nor is it the N<n>/ folder of a multi-depth run or the "
+        "<head>/N<n>/seed<s>/ folder of a branched run)"
+    )
+
+
+def _plain(value):
+    return None if isinstance(value, IgnoredTag) else value
+
+
+def _tag_arguments(values, key):
+    """Plain keyword arguments of a tagged mapping entry (``ssl:``, ``head:``)."""
+    entry = values.get(key)
+    if isinstance(entry, IgnoredTag) and isinstance(entry.value, dict):
+        return {k: v for k, v in entry.value.items() if not isinstance(v, IgnoredTag)}
+    return {}
+
+
+def run_spec(values, hparams_file, branch=None, ssl_source=None):
+    """The ``ModelSpec`` of a run (or of one of its branches) from the plain
+    values of its ``hyperparams.yaml``."""
+    def need(key):
+        value = _plain(values.get(key))
+        if value is None:
+            raise ValueError(f"{hparams_file} has no plain value for {key!r}")
+        return value
+
+    n_layers, head_type = need("n_layers"), need("head_type")
+    own_head = check_head_type(head_type, hparams_file)
+    if branch is not None:
+        branches = plan_branches(n_layers, head_type, _plain(values.get("seed")),
+                                 _plain(values.get("heads")), _plain(values.get("init_seeds")))
+        match = [b for b in branches if b.name == branch]
+        if not match:
+            raise FileNotFoundError(f"the run in {hparams_file} has no branch {branch}")
+        n_layers, head_type = match[0].depth, match[0].head
+    elif isinstance(n_layers, (list, tuple)):
+        raise ValueError(
+            f"{hparams_file} describes a multi-depth run ({n_layers}): load one of its "
+            "N<n>/ (or <head>/N<n>/seed<s>/) folders"
+        )
+    ssl_args = _tag_arguments(values, "ssl")
+    options = {key: ssl_args[key] for key in SSL_OPTIONS if key in ssl_args}
+    for key, top_key in (("freeze", "freeze_ssl"), ("include_cnn_output", "include_cnn_output"),
+                         ("fusion_norm", "fusion_norm")):
+        if key not in options and _plain(values.get(top_key)) is not None:
+            options[key] = values[top_key]
+    head_options = {k: v for k, v in _tag_arguments(values, "head").items() if k not in NOT_HEAD_OPTIONS}
+    return ModelSpec(
+        ssl_source=str(ssl_source or ssl_args.get("source") or need("ssl_source")),
+        n_layers=int(n_layers),
+        head_type=check_head_type(head_type, hparams_file),
+        head_options=head_options,
+        own_head_type=own_head,
+        max_samples=int(_plain(values.get("max_samples")) or 64600),
+        eval_crop=_plain(values.get("eval_crop")) or "first",
+        selection_metric=_plain(values.get("selection_metric")) or "EER",
+        **options,
+    )
+
+
+def read_calibration(folder):
+    """The ``calibration.json`` of ``folder`` as a ``Calibration``, or None."""
+    path = os.path.join(str(folder), CALIBRATION_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fin:
+            fields = json.load(fin)
+        return Calibration(a=float(fields["a"]), b=float(fields["b"]), prior=float(fields["prior"]))
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a calibration file (a, b, prior): {err}") from err
+
+
+def load_run_folder(detector_class, folder, overrides=None, ssl_source=None, run_opts=None,
+                    **detector_kwargs):
+    """A ``detector_class`` (``SpoofDetector``) for a run or branch folder.
+
+    Arguments
+    ---------
+    folder : str
+        ``hyperparams.yaml`` + ``save/``, or a branch folder of a
+        multi-depth or branched run.
+    overrides : dict, optional
+        Plain values replacing those of the YAML (e.g. ``max_samples``).
+    ssl_source : str, optional
+        Load the SSL from here instead of the recorded source.
+    run_opts : dict, optional
+        SpeechBrain run options (``device``).
+    **detector_kwargs
+        ``window``, ``hop``, ``aggregation``, ``batch_size``, ``precision``,
+        ``backend``, ``num_workers``.
+    """
+    from lobes.inference.detector import load_checkpoint
+
+    folder = os.path.normpath(str(folder))
+    hparams_file, branch = locate_run(folder)
+    values = read_plain_yaml(hparams_file)
+    values.update(overrides or {})
+    spec = run_spec(values, hparams_file, branch, ssl_source)
+    modules = build_modules(spec)
+    stored = modules if branch is None else {"fusion": modules["ssl"].fusion, "head": modules["head"]}
+    selected = load_checkpoint(stored, os.path.join(folder, "save"), spec.selection_metric)
+    detector = detector_class(modules, spec.detector_hparams(), run_opts=run_opts, **detector_kwargs)
+    detector.checkpoint = selected
+    detector.model_spec = spec
+    detector.calibration = read_calibration(folder)
+    return detector
