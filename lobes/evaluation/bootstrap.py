@@ -405,7 +405,7 @@ def percentile_interval(values, level=LEVEL, replicates=None):
 
     Example
     -------
-    >>> percentile_interval(np.arange(101.0))
+    >>> {k: round(v, 6) for k, v in percentile_interval(np.arange(101.0)).items()}
     {'low': 2.5, 'high': 97.5}
     >>> percentile_interval(np.array([1.0] + [np.nan] * 9))["unavailable"][:40]
     '9 of 10 replicates drew no trial of a cl'
@@ -619,7 +619,7 @@ def paired_comparison(scores_a, scores_b, is_bonafide, metric="eer", margin=None
     >>> rng = np.random.default_rng(0)
     >>> labels = np.arange(400) < 200
     >>> a = np.where(labels, 2.0, 0.0) + rng.normal(0, 1, 400)
-    >>> out = paired_comparison(a, a + rng.normal(0, 0.01, 400), labels, margin=1.0, replicates=200)
+    >>> out = paired_comparison(a, a + rng.normal(0, 0.01, 400), labels, margin=2.0, replicates=200)
     >>> out["p_value"] > 0.05, out["non_inferior"]
     (True, True)
     """
