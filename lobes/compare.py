@@ -1,0 +1,4 @@
+from lobes.evaluation.compare import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,4 @@
+from lobes.evaluation.score_stats import main
+
+if __name__ == "__main__":
+    main()
