@@ -81,7 +81,8 @@ class _OrderedSystem:
         self.n_bonafide = int(self.bonafide.sum())
         self.n_spoof = n - self.n_bonafide
         act_position = int(np.searchsorted(scores[self.order], costs.threshold, side="left"))
-        size = block_size or max(32, int(math.sqrt(n)))
+        # About 3 sqrt(n) blocks: block sums stay cheap, refined blocks small.
+        size = block_size or max(16, int(math.sqrt(n) / 3))
         bounds = np.unique(np.concatenate([np.arange(0, n, size), [act_position, n]]))
         self.starts, self.ends = bounds[:-1], bounds[1:]
         # Blocks before the threshold's position: their sums are the misses.
@@ -97,12 +98,13 @@ class _OrderedSystem:
         )
 
     def positions(self, blocks):
-        """Sorted positions of the trials of ``blocks`` (ascending block
-        numbers), concatenated, and each block's offset in that list."""
+        """Sorted positions of the trials of ``blocks`` (any block numbers,
+        repeats allowed), concatenated, with each block's offset and length
+        in that list."""
         lengths = self.ends[blocks] - self.starts[blocks]
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         shift = np.repeat(self.starts[blocks] - offsets, lengths)
-        return np.arange(int(lengths.sum())) + shift, offsets
+        return np.arange(int(lengths.sum())) + shift, offsets, lengths
 
     @property
     def n_blocks(self):
@@ -139,23 +141,22 @@ class _TrialDraws:
     def block_sums(self):
         return self.blocks["bonafide"], self.blocks["spoof"]
 
-    def within(self, replicate, blocks):
-        """Counts of every trial of ``blocks`` (see ``_OrderedSystem.positions``)
+    def within(self, replicates, blocks, offsets, lengths):
+        """Counts of the trials of ``blocks[k]`` in replicate
+        ``replicates[k]``, concatenated (``_OrderedSystem.positions``),
         given the replicate's class counts per block: uniform draws within
         each block's trials of a class (counting them is far faster than
         numpy's category-by-category multinomial)."""
         system = self.system
-        positions, offsets = system.positions(blocks)
         local = []
         for c, name in enumerate(("bonafide", "spoof")):
-            counts = self.blocks[name][replicate, blocks].astype(np.int64)
-            sizes = (system.block_bonafide, system.block_spoof)[c][blocks]
+            counts = self.blocks[name][replicates, blocks].astype(np.int64)
             group = np.repeat(np.arange(blocks.size), counts)
-            drawn = system.class_block_first[c][blocks][group] + self.rng.integers(0, sizes[group])
+            sizes = (system.block_bonafide, system.block_spoof)[c][blocks][group]
+            drawn = system.class_block_first[c][blocks][group] + self.rng.integers(0, sizes)
             drawn = system.class_positions[c][drawn]
             local.append(drawn - system.starts[blocks][group] + offsets[group])
-        weights = np.bincount(np.concatenate(local), minlength=positions.size).astype(np.float64)
-        return positions, weights
+        return np.bincount(np.concatenate(local), minlength=int(lengths.sum())).astype(np.float64)
 
     def cllr_sums(self):
         system = self.system
@@ -208,9 +209,9 @@ class _ClusterDraws:
     def block_sums(self):
         return self._blocks
 
-    def within(self, replicate, blocks):
-        positions, _ = self.system.positions(blocks)
-        return positions, self.weights[replicate, self.sorted_clusters[positions]]
+    def within(self, replicates, blocks, offsets, lengths):
+        positions = self.system.positions(blocks)[0]
+        return self.weights[np.repeat(replicates, lengths), self.sorted_clusters[positions]]
 
     def cllr_sums(self):
         return self._cllr[:, 0], self._cllr[:, 1]
@@ -238,9 +239,9 @@ class _WeightDraws:
     def block_sums(self):
         return self._blocks
 
-    def within(self, replicate, blocks):
-        positions, _ = self.system.positions(blocks)
-        return positions, self.sorted[replicate, positions]
+    def within(self, replicates, blocks, offsets, lengths):
+        positions = self.system.positions(blocks)[0]
+        return self.sorted[np.repeat(replicates, lengths), positions]
 
     def cllr_sums(self):
         return self._cllr
@@ -271,31 +272,63 @@ def stratified_trial_weights(is_bonafide, replicates, rng):
 # Metrics of every replicate from block sums and a few refined blocks.
 
 
-def _eer_in_block(cum_b, cum_s, weights, bonafide, start_state, totals):
-    """Official EER (%) of one replicate from the block holding the crossing
-    of miss and false-alarm rates (its cumulative class weights ``cum_b``,
-    ``cum_s``): the first trial where frr >= far, then, among that trial's
-    copies, the first copy where it happens."""
-    weight_b, weight_s = totals
-    diff = cum_b / weight_b - (weight_s - cum_s) / weight_s
-    i = int(np.argmax(diff >= 0))
-    prev_b = cum_b[i - 1] if i else start_state[0]
-    prev_s = cum_s[i - 1] if i else start_state[1]
-    copies = int(round(weights[i]))
-    # frr - far grows by 1/W per copy: the first copy at or past zero, give or take one.
-    if bonafide[i]:
-        first = (weight_s - prev_s) / weight_s * weight_b - prev_b
-    else:
-        first = weight_s - prev_s - prev_b / weight_b * weight_s
-    first = min(max(int(math.ceil(first)), 0), copies)
-    ks = np.arange(max(0, first - 2), min(copies, first + 2) + 1, dtype=np.float64)
-    cb = prev_b + ks if bonafide[i] else np.full(ks.size, prev_b)
-    cs = np.full(ks.size, prev_s) if bonafide[i] else prev_s + ks
-    frr, far = cb / weight_b, (weight_s - cs) / weight_s
-    # Copies of one trial are consecutive thresholds; frr - far increases
-    # along them, so the smallest |frr - far| of the whole curve is here.
-    t = int(np.argmin(np.abs(frr - far)))
-    return float(100 * (frr[t] + far[t]) / 2)
+def _crossing_eer(prev_b, prev_s, copies, bonafide, weight_b, weight_s):
+    """Official EER (%) per replicate, given the trial where frr - far first
+    reaches zero (its class, its number of copies, and the cumulative class
+    weights before it). Copies of one trial are consecutive thresholds along
+    which frr - far grows by 1/W each: the first copy at or past zero is
+    found, give or take one, and the smallest |frr - far| of the whole curve
+    is among it, its neighbours and the point before the trial."""
+    first = np.where(bonafide, (weight_s - prev_s) / weight_s * weight_b - prev_b,
+                     weight_s - prev_s - prev_b / weight_b * weight_s)
+    first = np.clip(np.ceil(first), 0, copies)
+    ks = first[:, None] + np.arange(-2, 3)[None, :]
+    valid = (ks >= 0) & (ks <= copies[:, None])
+    cb = prev_b[:, None] + np.where(bonafide[:, None], ks, 0.0)
+    cs = prev_s[:, None] + np.where(bonafide[:, None], 0.0, ks)
+    frr = cb / weight_b[:, None]
+    far = (weight_s[:, None] - cs) / weight_s[:, None]
+    t = np.argmin(np.where(valid, np.abs(frr - far), np.inf), axis=1)
+    rows = np.arange(t.size)
+    return 100 * (frr[rows, t] + far[rows, t]) / 2
+
+
+def _refine(system, draws, pairs, cum_b, cum_s, weight_b, weight_s, crossing, out_eer, out_min):
+    """Trial-level EER and minDCF of the (replicate, block) ``pairs`` (codes
+    ``r * n_blocks + j``): the replicate's EER block and every block that
+    may hold a lower cost than its block ends."""
+    n_blocks = system.n_blocks
+    rows, blocks = np.divmod(pairs, n_blocks)
+    _, offsets, lengths = system.positions(blocks)
+    weights = draws.within(rows, blocks, offsets, lengths)
+    segment = np.repeat(np.arange(pairs.size), lengths)
+    positions = system.positions(blocks)[0]
+    bonafide = system.bonafide[positions]
+    weights_b = np.where(bonafide, weights, 0.0)
+    before = np.maximum(blocks - 1, 0)
+    first_b = np.where(blocks > 0, cum_b[rows, before], 0.0)
+    first_s = np.where(blocks > 0, cum_s[rows, before], 0.0)
+    # Cumulative class weights from each block's start (a per-block cumsum).
+    all_b, all_s = np.cumsum(weights_b), np.cumsum(weights - weights_b)
+    restart_b = np.concatenate([[0.0], all_b])[offsets] - first_b
+    restart_s = np.concatenate([[0.0], all_s])[offsets] - first_s
+    in_b = all_b - restart_b[segment]
+    in_s = all_s - restart_s[segment]
+    total_b, total_s = weight_b[rows][segment], weight_s[rows][segment]
+    frr, far = in_b / total_b, (total_s - in_s) / total_s
+    if out_min is not None:
+        inside = np.minimum.reduceat(system.costs.normalised_dcf(frr, far), offsets)
+        np.minimum.at(out_min, rows, inside)
+    if out_eer is not None:
+        hits = np.flatnonzero((blocks == crossing[rows])[segment] & (frr - far >= 0))
+        found, first = np.unique(segment[hits], return_index=True)
+        i = hits[first]
+        at_start = i == offsets[found]
+        prev_b = np.where(at_start, first_b[found], in_b[np.maximum(i - 1, 0)])
+        prev_s = np.where(at_start, first_s[found], in_s[np.maximum(i - 1, 0)])
+        r = rows[found]
+        out_eer[r] = _crossing_eer(prev_b, prev_s, np.round(weights[i]), bonafide[i],
+                                   weight_b[r], weight_s[r])
 
 
 def _replicate_metrics(system, draws, metrics=METRICS):
@@ -331,35 +364,21 @@ def _replicate_metrics(system, draws, metrics=METRICS):
     # No point inside a block costs less than its start's frr with its end's far.
     lower = costs.normalised_dcf(frr_start, far)
     crossing = np.argmax(frr - far >= 0, axis=1)
-    for r in np.flatnonzero(ok):
-        totals = (weight_b[r], weight_s[r])
-        candidates = [crossing[r:r + 1]] if "eer" in metrics else []
-        if "min_dcf" in metrics:
-            candidates.append(np.flatnonzero(lower[r] < best[r]))
-        # Every block to refine, in one draw: the EER's and minDCF's.
-        blocks = np.unique(np.concatenate(candidates))
-        positions, weights = draws.within(r, blocks)
-        lengths = system.ends[blocks] - system.starts[blocks]
-        bonafide = system.bonafide[positions]
-        weights_b = np.where(bonafide, weights, 0.0)
-        before = blocks - 1
-        first_b = np.where(blocks > 0, cum_b[r, before], 0.0)
-        first_s = np.where(blocks > 0, cum_s[r, before], 0.0)
-        # Cumulative class weights from each block's start (a per-block cumsum).
-        cum_all_b, cum_all_s = np.cumsum(weights_b), np.cumsum(weights - weights_b)
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        restart_b = np.concatenate([[0.0], cum_all_b])[offsets] - first_b
-        restart_s = np.concatenate([[0.0], cum_all_s])[offsets] - first_s
-        block_b = cum_all_b - np.repeat(restart_b, lengths)
-        block_s = cum_all_s - np.repeat(restart_s, lengths)
-        if "min_dcf" in metrics:
-            inside = costs.normalised_dcf(block_b / totals[0], (totals[1] - block_s) / totals[1])
-            min_dcf[r] = min(best[r], float(inside.min()))
-        if "eer" in metrics:
-            g = int(np.searchsorted(blocks, crossing[r]))
-            cut = slice(offsets[g], offsets[g] + lengths[g])
-            eer[r] = _eer_in_block(block_b[cut], block_s[cut], weights[cut], bonafide[cut],
-                                   (first_b[g], first_s[g]), totals)
+    n_blocks = system.n_blocks
+    codes = []
+    if "eer" in metrics:
+        codes.append(np.flatnonzero(ok) * n_blocks + crossing[ok])
+    if "min_dcf" in metrics:
+        min_dcf[ok] = best[ok]
+        codes.append(np.flatnonzero((lower < best[:, None]) & ok[:, None]))
+    pairs = np.unique(np.concatenate(codes))
+    # In chunks of about CHUNK_ELEMENTS trials (pairs are ordered by replicate).
+    sizes = np.cumsum((system.ends - system.starts)[pairs % n_blocks])
+    cuts = np.searchsorted(sizes, np.arange(CHUNK_ELEMENTS, sizes[-1] if sizes.size else 0, CHUNK_ELEMENTS))
+    for part in np.split(pairs, cuts):
+        if part.size:
+            _refine(system, draws, part, cum_b, cum_s, safe_b, safe_s, crossing,
+                    eer if "eer" in metrics else None, min_dcf if "min_dcf" in metrics else None)
     if "eer" in metrics:
         out["eer"] = eer
     if "min_dcf" in metrics:
@@ -565,6 +584,21 @@ def record_intervals(records, speakers=None, calibration=None, replicates=DEFAUL
             metrics=("act_dcf", "cllr"),
         )
     return entry
+
+
+def interval_summary(intervals):
+    """One line of ``{metric: interval}``.
+
+    Example
+    -------
+    >>> interval_summary({"eer": {"low": 1.0, "high": 2.5}, "cllr": {"unavailable": "too few"}})
+    'eer [1.000, 2.500]  cllr (unavailable: too few)'
+    """
+    return "  ".join(
+        f"{metric} (unavailable: {iv['unavailable']})" if "unavailable" in iv
+        else f"{metric} [{iv['low']:.3f}, {iv['high']:.3f}]"
+        for metric, iv in intervals.items()
+    )
 
 
 def trial_speakers(dataset):
