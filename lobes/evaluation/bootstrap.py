@@ -619,25 +619,56 @@ def trial_speakers(dataset):
 # Paired comparison.
 
 
-def paired_replicates(scores_a, scores_b, is_bonafide, clusters=None, replicates=DEFAULT_REPLICATES,
+def shared_replicates(score_columns, is_bonafide, clusters=None, replicates=DEFAULT_REPLICATES,
                       seed=DEFAULT_SEED, costs=ASVSPOOF5_COSTS, metrics=METRICS):
-    """Replicates of ``metrics`` for two systems scored on the same trials,
-    from the very same draws: (values of A, values of B), each metric ->
-    array."""
+    """Replicates of ``metrics`` for several systems scored on the same
+    trials (``score_columns``: one score array per system), all from the
+    very same draws: a list of dicts metric -> array, one per system."""
     is_bonafide = np.asarray(is_bonafide, dtype=bool).ravel()
-    systems = [_OrderedSystem(s, is_bonafide, costs) for s in (scores_a, scores_b)]
+    systems = [_OrderedSystem(s, is_bonafide, costs) for s in score_columns]
     if clusters is not None:
         codes, names = group_codes(clusters)
         weights = _ClusterWeights(len(names), replicates, _rng(seed, "cluster"))
-        return tuple(_replicate_metrics(s, weights.draws(s, codes), metrics) for s in systems)
+        return [_replicate_metrics(s, weights.draws(s, codes), metrics) for s in systems]
     rng = _rng(seed, "paired")
     chunk = max(1, CHUNK_ELEMENTS // is_bonafide.size)
-    parts = ([], [])
+    parts = [[] for _ in systems]
     for first in range(0, replicates, chunk):
         weights = stratified_trial_weights(is_bonafide, min(chunk, replicates - first), rng)
         for system, part in zip(systems, parts):
             part.append(_replicate_metrics(system, _WeightDraws(system, weights), metrics))
-    return tuple({m: np.concatenate([p[m] for p in part]) for m in metrics} for part in parts)
+    return [{m: np.concatenate([p[m] for p in part]) for m in metrics} for part in parts]
+
+
+def paired_replicates(scores_a, scores_b, is_bonafide, clusters=None, replicates=DEFAULT_REPLICATES,
+                      seed=DEFAULT_SEED, costs=ASVSPOOF5_COSTS, metrics=METRICS):
+    """``shared_replicates`` of two systems: (values of A, values of B)."""
+    return tuple(shared_replicates([scores_a, scores_b], is_bonafide, clusters, replicates, seed,
+                                   costs, metrics))
+
+
+def difference_test(delta, level=LEVEL, margin=None):
+    """Interval, two-sided p-value and (with ``margin``) non-inferiority
+    verdict of bootstrap replicates of a difference B - A.
+
+    Example
+    -------
+    >>> out = difference_test(np.linspace(0.1, 1.0, 100), margin=2.0)
+    >>> out["p_value"] < 0.05, out["non_inferior"]
+    (True, True)
+    """
+    delta = np.asarray(delta, dtype=np.float64)
+    out = {"interval": percentile_interval(delta, level)}
+    finite = delta[np.isfinite(delta)]
+    below, above = int(np.sum(finite <= 0)), int(np.sum(finite >= 0))
+    # The percentile test: rejects "no difference" at 1 - level exactly when
+    # zero lies outside the interval; +1 keeps a p-value from reading 0.
+    out["p_value"] = min(1.0, 2 * (min(below, above) + 1) / (finite.size + 1)) if finite.size else None
+    if margin is not None:
+        out["margin"] = float(margin)
+        high = out["interval"].get("high")
+        out["non_inferior"] = None if high is None else bool(high < margin)
+    return out
 
 
 def paired_comparison(scores_a, scores_b, is_bonafide, metric="eer", margin=None, clusters=None,
@@ -680,15 +711,5 @@ def paired_comparison(scores_a, scores_b, is_bonafide, metric="eer", margin=None
         return out
     values_a, values_b = paired_replicates(scores_a, scores_b, is_bonafide, clusters, replicates,
                                            seed, costs, (metric,))
-    delta = values_b[metric] - values_a[metric]
-    out["interval"] = percentile_interval(delta, level)
-    finite = delta[np.isfinite(delta)]
-    below, above = int(np.sum(finite <= 0)), int(np.sum(finite >= 0))
-    # The percentile test: rejects "no difference" at 1 - level exactly when
-    # zero lies outside the interval; +1 keeps a p-value from reading 0.
-    out["p_value"] = min(1.0, 2 * (min(below, above) + 1) / (finite.size + 1)) if finite.size else None
-    if margin is not None:
-        out["margin"] = float(margin)
-        high = out["interval"].get("high")
-        out["non_inferior"] = None if high is None else bool(high < margin)
+    out.update(difference_test(values_b[metric] - values_a[metric], level, margin))
     return out
