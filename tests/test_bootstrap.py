@@ -270,3 +270,18 @@ def test_compare_files_runs_and_refusals(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         compare_main([str(a), str(b), "--metric", "AUC"])
     assert "unknown metric 'AUC'" in str(err.value)
+
+
+@pytest.mark.parametrize("formulation", [2019, 2021])
+def test_weighted_min_tdcf_at_unit_weights_is_min_tdcf(formulation):
+    from lobes.metrics import min_tdcf_2019, min_tdcf_2021, tandem_costs
+
+    rng = np.random.default_rng(15)
+    asv = {"target": rng.normal(3, 1, 200), "nontarget": rng.normal(-3, 1, 200), "spoof": rng.normal(1, 2, 200)}
+    min_tdcf = min_tdcf_2019 if formulation == 2019 else min_tdcf_2021
+    for _ in range(10):
+        scores, labels = gaussian_set(rng, 1.5, int(rng.integers(5, 80)), int(rng.integers(5, 80)))
+        scores = np.round(scores, 1)  # ties
+        out = weighted_metrics(scores, labels, np.ones((1, labels.size)), tandem_costs(asv, formulation),
+                               metrics=("min_dcf",))
+        assert out["min_dcf"][0] == min_tdcf(scores[labels], scores[~labels], asv)

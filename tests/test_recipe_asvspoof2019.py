@@ -42,6 +42,8 @@ def test_train_select_and_score(la_data, tiny_ssl, tmp_path, run_recipe, hparams
     assert intervals["unit"] == "speaker" and intervals["replicates"] == 1000
     assert "too few trials" in intervals["pooled"]["eer"]["unavailable"]
     assert set(intervals["calibrated"]["pooled"]) == {"act_dcf", "cllr"}
+    tdcf = eval_results["min_tdcf_interval"]
+    assert tdcf["formulation"] == 2019 and "too few trials" in tdcf["unavailable"]
     assert len(results["layer_weights"]) == 2
     assert sum(results["layer_weights"]) == pytest.approx(1.0)
     assert results["config"]["n_layers"] == 2

@@ -36,7 +36,7 @@ import zlib
 
 import numpy as np
 
-from lobes.metrics import ASVSPOOF5_COSTS, _SortedTrials, detection_metrics, group_codes
+from lobes.metrics import ASVSPOOF5_COSTS, _SortedTrials, detection_metrics, group_codes, tandem_costs
 
 METRICS = ("eer", "min_dcf", "act_dcf", "cllr")
 DEFAULT_REPLICATES = 1000
@@ -556,15 +556,7 @@ def record_intervals(records, speakers=None, calibration=None, replicates=DEFAUL
     scores = np.fromiter((r.score for r in records), dtype=np.float64, count=len(records))
     is_bonafide = np.array([r.key == "bonafide" for r in records], dtype=bool)
     attacks = [r.attack for r in records]
-    clusters, unit, note = None, "trial", None
-    if speakers:
-        missing = [r.utt_id for r in records if not speakers.get(r.utt_id)]
-        if missing:
-            note = f"{len(missing)} trials have no speaker (e.g. {missing[0]}): trials resampled"
-        else:
-            clusters, unit = [speakers[r.utt_id] for r in records], "speaker"
-    else:
-        note = "the protocol gives no speakers: trials resampled"
+    clusters, unit, note = _record_clusters(records, speakers)
     by_attack = set_intervals(scores, is_bonafide, attacks, clusters, replicates, seed, level, costs)
     entry = {
         "method": "percentile bootstrap",
@@ -585,6 +577,44 @@ def record_intervals(records, speakers=None, calibration=None, replicates=DEFAUL
             metrics=("act_dcf", "cllr"),
         )
     return entry
+
+
+def _record_clusters(records, speakers):
+    """(clusters or None, unit, note or None): speakers when every trial has one."""
+    if not speakers:
+        return None, "trial", "the protocol gives no speakers: trials resampled"
+    missing = [r.utt_id for r in records if not speakers.get(r.utt_id)]
+    if missing:
+        return None, "trial", f"{len(missing)} trials have no speaker (e.g. {missing[0]}): trials resampled"
+    return [speakers[r.utt_id] for r in records], "speaker", None
+
+
+def tdcf_interval(records, asv, formulation, speakers=None, replicates=DEFAULT_REPLICATES,
+                  seed=DEFAULT_SEED, level=LEVEL):
+    """Interval of the min t-DCF (``formulation`` 2019 or 2021) of scored
+    records: the countermeasure's trials (or speakers) are resampled, the
+    organisers' ASV scores, and so the t-DCF's costs, are held fixed.
+
+    Example
+    -------
+    >>> from lobes.scores import ScoreRecord as R
+    >>> asv = {"target": np.array([3.0, 4.0]), "nontarget": np.array([-3.0, -2.0]),
+    ...        "spoof": np.array([2.5, -1.0])}
+    >>> rng = np.random.default_rng(0)
+    >>> recs = [R(f"b{i}", "-", "bonafide", float(s)) for i, s in enumerate(rng.normal(2, 1, 50))]
+    >>> recs += [R(f"s{i}", "A07", "spoof", float(s)) for i, s in enumerate(rng.normal(0, 1, 50))]
+    >>> out = tdcf_interval(recs, asv, 2019, replicates=100)
+    >>> out["low"] < out["high"], out["unit"], out["asv"]
+    (True, 'trial', 'held fixed')
+    """
+    costs = tandem_costs(asv, formulation)
+    scores = np.fromiter((r.score for r in records), dtype=np.float64, count=len(records))
+    is_bonafide = np.array([r.key == "bonafide" for r in records], dtype=bool)
+    clusters, unit, _ = _record_clusters(records, speakers)
+    interval = metric_intervals(scores, is_bonafide, clusters, replicates, seed, level, costs,
+                                metrics=("min_dcf",))["min_dcf"]
+    return {**interval, "formulation": formulation, "unit": unit, "replicates": replicates,
+            "seed": seed, "level": level, "asv": "held fixed"}
 
 
 def interval_summary(intervals):
