@@ -189,7 +189,17 @@ class _ClusterWeights:
         return _ClusterDraws(system, self.weights, np.asarray(clusters)[system.order], self.n_clusters)
 
 
-class _ClusterDraws:
+class _StoredBlockSums:
+    """Draws whose class weights per block (``_blocks``) are computed up front."""
+
+    def totals(self):
+        return self._blocks[0].sum(1), self._blocks[1].sum(1)
+
+    def block_sums(self):
+        return self._blocks
+
+
+class _ClusterDraws(_StoredBlockSums):
     def __init__(self, system, weights, sorted_clusters, n_clusters):
         self.system, self.weights, self.sorted_clusters = system, weights, sorted_clusters
         per_class = []
@@ -203,12 +213,6 @@ class _ClusterDraws:
         np.add.at(terms[:, 1], sorted_clusters[~system.bonafide], system.cllr_term[~system.bonafide])
         self._cllr = weights @ terms
 
-    def totals(self):
-        return self._blocks[0].sum(1), self._blocks[1].sum(1)
-
-    def block_sums(self):
-        return self._blocks
-
     def within(self, replicates, blocks, offsets, lengths):
         positions = self.system.positions(blocks)[0]
         return self.weights[np.repeat(replicates, lengths), self.sorted_clusters[positions]]
@@ -217,7 +221,7 @@ class _ClusterDraws:
         return self._cllr[:, 0], self._cllr[:, 1]
 
 
-class _WeightDraws:
+class _WeightDraws(_StoredBlockSums):
     """Given per-trial weights (``weights[r, i]``, input order) of a chunk of
     replicates: paired trial-level comparisons, where two systems' sorted
     orders must see the very same draws, and the tests of the block logic."""
@@ -229,12 +233,6 @@ class _WeightDraws:
         bonafide = np.where(system.bonafide, np.float32(1), np.float32(0))
         block_b = np.add.reduceat(self.sorted * bonafide, system.starts, axis=1, dtype=np.float64)
         self._blocks = (block_b, np.add.reduceat(self.sorted, system.starts, axis=1, dtype=np.float64) - block_b)
-
-    def totals(self):
-        return self._blocks[0].sum(1), self._blocks[1].sum(1)
-
-    def block_sums(self):
-        return self._blocks
 
     def within(self, replicates, blocks, offsets, lengths):
         positions = self.system.positions(blocks)[0]
