@@ -340,8 +340,7 @@ def _replicate_metrics(system, draws, metrics=METRICS):
     if "cllr" in metrics:
         sum_b, sum_s = draws.cllr_sums()
         out["cllr"] = np.where(ok, 0.5 * (sum_b / safe_b + sum_s / safe_s) / np.log(2.0), np.nan)
-    needs_blocks = {"eer", "min_dcf", "act_dcf"} & set(metrics)
-    if not needs_blocks:
+    if not {"eer", "min_dcf", "act_dcf"} & set(metrics):
         return out
     block_b, block_s = draws.block_sums()
     cum_b, cum_s = np.cumsum(block_b, axis=1), np.cumsum(block_s, axis=1)
@@ -417,7 +416,7 @@ def _check_counts(n_bonafide, n_spoof, n_clusters=None):
         )
 
 
-def percentile_interval(values, level=LEVEL, replicates=None):
+def percentile_interval(values, level=LEVEL):
     """``{"low", "high"}`` of the finite replicate values, or
     ``{"unavailable": reason}`` when too many replicates had no value.
 
