@@ -96,6 +96,57 @@ def _asv_error_rates(asv, threshold):
     return pfa_asv, pmiss_asv, pmiss_spoof_asv
 
 
+@dataclass(frozen=True)
+class TandemCostModel:
+    """The normalised t-DCF of a countermeasure with the ASV system fixed:
+    ``(c0 + c1 Pmiss_cm + c2 Pfa_cm) / norm``, linear in the CM's miss and
+    false-alarm rates like ``CostModel.normalised_dcf``, so min t-DCF is a
+    minimum DCF under other costs (``tandem_costs``). ``threshold`` exists
+    for code that sorts trials with a cost model; the t-DCF has no actual
+    decision threshold."""
+
+    c0: float
+    c1: float
+    c2: float
+    norm: float
+    threshold: float = 0.0
+
+    def normalised_dcf(self, p_miss, p_fa):
+        return (self.c0 + self.c1 * p_miss + self.c2 * p_fa) / self.norm
+
+
+def tandem_costs(asv, formulation):
+    """The ``TandemCostModel`` of the organisers' ASV scores, ``formulation``
+    2019 (ASVspoof 2019) or 2021 (LA 2021 only; never compare the two).
+
+    Example
+    -------
+    >>> asv = {"target": np.array([3.0, 4.0]), "nontarget": np.array([-3.0, -2.0]),
+    ...        "spoof": np.array([2.5, -1.0])}
+    >>> round(tandem_costs(asv, 2019).c2, 4)
+    0.5
+    """
+    asv_threshold = compute_eer(asv["target"], asv["nontarget"])[1]
+    pfa_asv, pmiss_asv, pmiss_spoof_asv = _asv_error_rates(asv, asv_threshold)
+    if formulation == 2019:
+        p_spoof, p_tar, p_non = 0.05, 0.9405, 0.0095
+        cmiss_asv, cfa_asv, cmiss_cm, cfa_cm = 1.0, 10.0, 1.0, 10.0
+        c1 = p_tar * (cmiss_cm - cmiss_asv * pmiss_asv) - p_non * cfa_asv * pfa_asv
+        c2 = cfa_cm * p_spoof * (1 - pmiss_spoof_asv)
+        if c1 <= 0 or c2 <= 0:
+            raise ValueError("ASV error rates give a degenerate t-DCF (C1 or C2 not positive)")
+        return TandemCostModel(0.0, c1, c2, min(c1, c2))
+    if formulation == 2021:
+        p_spoof = 0.05
+        p_tar, p_non = (1 - p_spoof) * 0.99, (1 - p_spoof) * 0.01
+        cmiss, cfa, cfa_spoof = 1.0, 10.0, 10.0
+        c0 = p_tar * cmiss * pmiss_asv + p_non * cfa * pfa_asv
+        c1 = p_tar * cmiss - c0
+        c2 = p_spoof * cfa_spoof * (1.0 - pmiss_spoof_asv)
+        return TandemCostModel(c0, c1, c2, c0 + min(c1, c2))
+    raise ValueError(f"t-DCF formulation must be 2019 or 2021, got {formulation!r}")
+
+
 def min_tdcf_2019(bonafide_scores, spoof_scores, asv):
     """Minimum normalised t-DCF, ASVspoof 2019 formulation.
 
@@ -113,17 +164,8 @@ def min_tdcf_2019(bonafide_scores, spoof_scores, asv):
     >>> round(min_tdcf_2019([1.0, 2.0], [-1.0, 0.0], asv), 4)
     0.0
     """
-    p_spoof, p_tar, p_non = 0.05, 0.9405, 0.0095
-    cmiss_asv, cfa_asv, cmiss_cm, cfa_cm = 1.0, 10.0, 1.0, 10.0
-    asv_threshold = compute_eer(asv["target"], asv["nontarget"])[1]
-    pfa_asv, pmiss_asv, pmiss_spoof_asv = _asv_error_rates(asv, asv_threshold)
     pmiss_cm, pfa_cm, _ = det_curve(bonafide_scores, spoof_scores)
-    c1 = p_tar * (cmiss_cm - cmiss_asv * pmiss_asv) - p_non * cfa_asv * pfa_asv
-    c2 = cfa_cm * p_spoof * (1 - pmiss_spoof_asv)
-    if c1 <= 0 or c2 <= 0:
-        raise ValueError("ASV error rates give a degenerate t-DCF (C1 or C2 not positive)")
-    tdcf = (c1 * pmiss_cm + c2 * pfa_cm) / min(c1, c2)
-    return float(tdcf.min())
+    return float(tandem_costs(asv, 2019).normalised_dcf(pmiss_cm, pfa_cm).min())
 
 
 def min_tdcf_2021(bonafide_scores, spoof_scores, asv):
@@ -138,18 +180,8 @@ def min_tdcf_2021(bonafide_scores, spoof_scores, asv):
     >>> round(min_tdcf_2021([1.0, 2.0], [-1.0, 0.0], asv), 4)  # a perfect CM keeps the ASV's cost
     0.0868
     """
-    p_spoof = 0.05
-    p_tar, p_non = (1 - p_spoof) * 0.99, (1 - p_spoof) * 0.01
-    cmiss, cfa, cfa_spoof = 1.0, 10.0, 10.0
-    asv_threshold = compute_eer(asv["target"], asv["nontarget"])[1]
-    pfa_asv, pmiss_asv, pmiss_spoof_asv = _asv_error_rates(asv, asv_threshold)
-    pfa_spoof_asv = 1.0 - pmiss_spoof_asv
     pmiss_cm, pfa_cm, _ = det_curve(bonafide_scores, spoof_scores)
-    c0 = p_tar * cmiss * pmiss_asv + p_non * cfa * pfa_asv
-    c1 = p_tar * cmiss - c0
-    c2 = p_spoof * cfa_spoof * pfa_spoof_asv
-    tdcf = (c0 + c1 * pmiss_cm + c2 * pfa_cm) / (c0 + min(c1, c2))
-    return float(tdcf.min())
+    return float(tandem_costs(asv, 2021).normalised_dcf(pmiss_cm, pfa_cm).min())
 
 
 def eer_by_group(scores, labels, groups):

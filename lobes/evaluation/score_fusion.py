@@ -81,6 +81,12 @@ def aligned_scores(systems, name):
     """The set's records of the first system and a (n_trials, n_systems)
     score matrix in their order; refuses differing trial sets or keys."""
     per_system = [read_scores(score_path(s, name)) for s in systems]
+    return align_records(systems, per_system, name)
+
+
+def align_records(systems, per_system, name):
+    """``aligned_scores`` of records already read (``per_system[k]`` of
+    ``systems[k]``, a run or a score file named in errors)."""
     reference = {r.utt_id: r for r in per_system[0]}
     columns = []
     for system, records in zip(systems, per_system):

@@ -4,9 +4,13 @@ Files are written to a temporary file and renamed into place, so a crash
 never leaves a half-written file and a rerun overwrites instead of appending.
 """
 
+import math
 from dataclasses import dataclass
 
 from lobes.utils.files import atomic_write_text
+
+
+KEYS = ("bonafide", "spoof")
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,22 @@ def write_scores(path, records, scores=None):
     atomic_write_text(str(path), "".join(lines))
 
 
-def read_scores(path):
-    """Reads a score file written by ``write_scores``; errors name file and line."""
-    records = []
+def read_scores(path, both_classes=False):
+    """Reads a score file written by ``write_scores``; errors name file and
+    line: a malformed line, a key other than bonafide/spoof, a score that is
+    not a finite number, a trial id seen before. ``both_classes`` also
+    refuses a file without bona fide or without spoof trials.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "bad.txt"
+    >>> _ = path.write_text("a - bonafide 1.0\\nb A01 spoof nan\\n")
+    >>> read_scores(path)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...bad.txt:2: score 'nan' is not a finite number
+    """
+    records, seen = [], {}
     with open(path, encoding="utf-8") as fin:
         for line_no, line in enumerate(fin, 1):
             fields = line.split()
@@ -62,5 +79,18 @@ def read_scores(path):
                 score = float(fields[3])
             except ValueError:
                 raise ValueError(f"{path}:{line_no}: score {fields[3]!r} is not a number") from None
+            if not math.isfinite(score):
+                raise ValueError(f"{path}:{line_no}: score {fields[3]!r} is not a finite number")
+            if fields[2] not in KEYS:
+                raise ValueError(f"{path}:{line_no}: key {fields[2]!r} is neither 'bonafide' nor 'spoof'")
+            if fields[0] in seen:
+                raise ValueError(
+                    f"{path}:{line_no}: trial {fields[0]!r} already scored on line {seen[fields[0]]}"
+                )
+            seen[fields[0]] = line_no
             records.append(ScoreRecord(fields[0], fields[1], fields[2], score))
+    if both_classes:
+        missing = [key for key in KEYS if not any(r.key == key for r in records)]
+        if missing:
+            raise ValueError(f"{path}: no {' and no '.join(missing)} trials ({len(records)} trials in all)")
     return records

@@ -14,7 +14,13 @@ Writes, from every ``results.json`` below the folder (partial sweeps too):
   weight units; ``--heatmap_normalise minmax`` rescales each row to [0, 1]
   as the paper's figures do (the colour bar says which);
 - ``eer_vs_depth_<dataset>_<test set>.png``: EER against N per SSL and head,
-  with the paper's values dashed where it has them.
+  with the paper's values dashed where it has them, and the 95 % bootstrap
+  interval of the seed-mean EER shaded;
+- ``noninferiority.md``: per dataset, test set, SSL and head, the smallest
+  depth not worse than the full depth by more than ``--margin`` EER points
+  (``lobes.experiments.depth_stats``). The EER table's cells then carry
+  that interval, ``[low, high]``, and ``*`` where the depth differs from the
+  full depth (paired bootstrap, p < 0.05).
 """
 
 import argparse
@@ -25,6 +31,13 @@ from collections import defaultdict
 
 import numpy as np
 
+from lobes.experiments.depth_stats import (
+    DEFAULT_MARGIN,
+    cell_suffix,
+    depth_statistics,
+    format_noninferiority,
+    interval_bands,
+)
 from lobes.experiments.paper import paper_eer
 from lobes.experiments.plots import eer_vs_depth_figure, heatmap_figure, min_max, save_figure
 from lobes.utils.files import atomic_write_text
@@ -130,7 +143,7 @@ def paper_cell(row, column):
     return paper_eer(row[0], row[1], row[2], column[0], column[1])
 
 
-def format_markdown(rows, columns, cells):
+def format_markdown(rows, columns, cells, intervals=None):
     """The EER table as Markdown: ``mean ± std (n)`` or ``-``, and where the
     paper has the cell, ``; paper p (Δ d)``.
 
@@ -152,14 +165,16 @@ def format_markdown(rows, columns, cells):
                 cells_text.append(MISSING if paper is None else f"{MISSING}; paper {paper:.2f}")
                 continue
             mean, std = mean_std(values)
-            text = f"{mean:.2f} ± {std:.2f} ({len(values)})"
+            text = f"{mean:.2f} ± {std:.2f} ({len(values)})" + cell_suffix((intervals or {}).get((row, column)))
             if paper is not None:
                 text += f"; paper {paper:.2f} (Δ {mean - paper:+.2f})"
             cells_text.append(text)
         lines.append("| " + " | ".join([row[0], row[1], str(row[2])] + cells_text) + " |")
     lines.append("")
     lines.append(
-        "EER %, mean ± standard deviation over seeds (number of seeds). paper: mean EER of "
+        "EER %, mean ± standard deviation over seeds (number of seeds); [low, high]: 95 % bootstrap "
+        "interval of the seed mean over test trials, * where it differs from the full depth of its "
+        "SSL and head (paired bootstrap, p < 0.05; see noninferiority.md). paper: mean EER of "
         "El Kheir et al. (Findings of NAACL 2025, arXiv 2502.03559) for the same SSL, head, N and "
         "dataset; Δ = ours - paper. The paper does not say which SceneFake test set it reports, "
         "nor whether its CtrSVDD EER excludes A14 and acesinger."
@@ -236,15 +251,18 @@ def depth_curves(rows, cells, column):
     return curves, reference
 
 
-def aggregate(root, out, heatmap_normalise="none"):
+def aggregate(root, out, heatmap_normalise="none", margin=DEFAULT_MARGIN, replicates=1000):
     """Writes all tables and figures; returns the list of written paths."""
     records = load_results(root)
     if not records:
         raise FileNotFoundError(f"no results.json below {root}")
     os.makedirs(out, exist_ok=True)
     rows, columns, cells = eer_table(records)
-    written = [os.path.join(out, "eer_table.md"), os.path.join(out, "eer_table.csv")]
-    atomic_write_text(written[0], format_markdown(rows, columns, cells))
+    intervals, answers = depth_statistics(records, margin, replicates)
+    written = [os.path.join(out, "eer_table.md"), os.path.join(out, "eer_table.csv"),
+               os.path.join(out, "noninferiority.md")]
+    atomic_write_text(written[0], format_markdown(rows, columns, cells, intervals))
+    atomic_write_text(written[2], format_noninferiority(answers, intervals, margin))
     write_csv(written[1], rows, columns, cells)
     for ssl, head, n_layers in sorted({(r["ssl"], r["head"], r["n_layers"]) for r in records}):
         hm_rows = heatmap_rows(records, ssl, head, n_layers, heatmap_normalise)
@@ -255,7 +273,9 @@ def aggregate(root, out, heatmap_normalise="none"):
     for column in columns:
         path = os.path.join(out, f"eer_vs_depth_{column[0]}_{column[1]}.png")
         curves, reference = depth_curves(rows, cells, column)
-        save_figure(eer_vs_depth_figure(curves, f"{column[0]} {column[1]}: EER against depth", reference), path)
+        bands = interval_bands(rows, intervals, column)
+        save_figure(eer_vs_depth_figure(curves, f"{column[0]} {column[1]}: EER against depth", reference, bands),
+                    path)
         written.append(path)
     return written
 
@@ -268,10 +288,13 @@ def main(argv=None):
         "--heatmap_normalise", choices=["none", "minmax"], default="none",
         help="heatmap colours: the weights themselves (none) or each row min-max normalised (minmax)",
     )
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                        help="non-inferiority margin in EER points (default 0.5)")
+    parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     out = args.out or os.path.join(args.root, "summary")
     try:
-        written = aggregate(args.root, out, args.heatmap_normalise)
+        written = aggregate(args.root, out, args.heatmap_normalise, args.margin, args.replicates)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")
     for path in written:

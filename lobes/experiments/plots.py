@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 import numpy as np  # noqa: E402
 
 # Up to this many cells a heatmap prints each value in its cell.
@@ -145,7 +146,7 @@ def heatmap_figure(rows, title, normalise="none"):
     return fig
 
 
-def eer_vs_depth_figure(curves, title, reference=None):
+def eer_vs_depth_figure(curves, title, reference=None, bands=None):
     """EER against N, one line (mean with the seeds' standard deviation as
     error bars) per curve name; ``reference`` curves (the paper's) are drawn
     dashed, without error bars. Depth ticks are integers.
@@ -157,6 +158,9 @@ def eer_vs_depth_figure(curves, title, reference=None):
     title : str
     reference : dict, optional
         Name -> list of ``(n_layers, eer)``.
+    bands : dict, optional
+        Name -> list of ``(n_layers, low, high)``: a shaded 95 % interval
+        around the curve of that name.
 
     Example
     -------
@@ -176,6 +180,11 @@ def eer_vs_depth_figure(curves, title, reference=None):
         line = ax.errorbar(depth, mean, yerr=std, marker="o", capsize=3, label=name)
         colours[name] = line.lines[0].get_color()
         handles.append(line)
+        if (bands or {}).get(name):
+            band_depth, low, high = zip(*sorted(bands[name]))
+            ax.fill_between(band_depth, low, high, color=colours[name], alpha=0.2, linewidth=0)
+    if any((bands or {}).get(name) for name in curves):
+        handles.append(Patch(color="grey", alpha=0.3, label="95 % interval of the seed mean (shaded)"))
     for name, points in (reference or {}).items():
         depth, eer = zip(*sorted(points))
         depths.update(depth)

@@ -21,9 +21,26 @@ from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast
 from speechbrain.utils.epoch_loop import EpochCounterWithStopper
 from torch.nn.parallel import DistributedDataParallel
 
-from lobes.models.branches import BRANCH_SEMANTICS, BranchModel, check_branch_folders, check_branch_list
+from lobes.models.branches import (
+    BRANCH_SEMANTICS,
+    BranchModel,
+    check_branch_folders,
+    check_branch_list,
+)
 from lobes.evaluation.calibration import calibrated_test_outputs
-from lobes.training.distributed import all_sum, gather_unique, if_main_process, shard_sampler, world_size
+from lobes.training.distributed import (
+    all_sum,
+    gather_unique,
+    if_main_process,
+    shard_sampler,
+    world_size,
+)
+from lobes.evaluation.bootstrap import (
+    DEFAULT_REPLICATES,
+    interval_summary,
+    record_intervals,
+    trial_speakers,
+)
 from lobes.evaluation.metrics import compute_eer, record_metrics
 from lobes.evaluation.scores import ScoreRecord, write_scores
 from lobes.utils.files import atomic_write_text
@@ -459,6 +476,7 @@ class SpoofBrain(sb.Brain):
         in the output folder (of each depth, for multi-depth runs).
         """
         self.test_name = name
+        self.test_speakers = trial_speakers(dataset)  # clusters of the bootstrap intervals
         return self.evaluate(dataset, test_loader_kwargs=loader_kwargs or {})
 
     def run_config(self, branch):
@@ -493,6 +511,10 @@ class SpoofBrain(sb.Brain):
         # Dev fits the calibration; other sets get scores/<name>.calibrated.txt.
         prior = getattr(self.hparams, "calibration_prior", None)
         metrics.update(calibrated_test_outputs(records, folder, name, prior))
+        metrics["intervals"] = record_intervals(
+            records, getattr(self, "test_speakers", None), metrics.get("calibration"),
+            replicates=getattr(self.hparams, "bootstrap_replicates", DEFAULT_REPLICATES),
+        )
 
         results = read_results(folder, missing_ok=True)
         results["config"] = self.run_config(branch)
@@ -518,12 +540,15 @@ def print_summary(name, metrics, layer_weights):
             lines.append(f"  {key:<24} {value:8.3f}")
     numeric_groups = (
         k for k, v in metrics.items()
-        if isinstance(v, dict) and any(isinstance(x, (int, float)) for x in v.values())
+        if k != "intervals" and isinstance(v, dict) and any(isinstance(x, (int, float)) for x in v.values())
     )
     for group_key in numeric_groups:
         cells = "  ".join(
             f"{g}:{v:.2f}" for g, v in metrics[group_key].items() if isinstance(v, (int, float))
         )
         lines.append(f"  {group_key:<24} {cells}")
+    if "intervals" in metrics:
+        lines.append(f"  95% intervals ({metrics['intervals']['unit']}s resampled) "
+                     + interval_summary(metrics["intervals"]["pooled"]))
     lines.append("  layer weights            " + " ".join(f"{w:.3f}" for w in layer_weights))
     print("\n".join(lines), flush=True)

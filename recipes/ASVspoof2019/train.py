@@ -22,6 +22,7 @@ from crossdataset_prepare import read_asv21_scores  # noqa: E402
 
 from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.dataio.dataset import make_datasets  # noqa: E402
+from lobes.evaluation.bootstrap import tdcf_interval  # noqa: E402
 from lobes.evaluation.metrics import min_tdcf_2019, min_tdcf_2021, read_asv_scores  # noqa: E402
 from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
 
@@ -48,6 +49,9 @@ class ASVspoof2019Brain(SpoofBrain):
             bonafide = [r.score for r in records if r.key == "bonafide"]
             spoof = [r.score for r in records if r.key == "spoof"]
             metrics["min_tdcf"] = min_tdcf(bonafide, spoof, asv)
+            metrics["min_tdcf_interval"] = tdcf_interval(
+                records, asv, 2019 if min_tdcf is min_tdcf_2019 else 2021, getattr(self, "test_speakers", None)
+            )
         return metrics
 
 

@@ -39,6 +39,13 @@ def test_train_select_and_score(la_data, tiny_ssl, tmp_path, run_recipe, hparams
     assert set(eval_results["eer_by_attack"]) == {"A07", "A08"}
     assert eval_results["min_tdcf"] >= 0.0  # the synthetic tree has ASV scores
     assert_calibrated(results, output, "eval")
+    # 5 trials a class: the bootstrap says why it gives no interval (speakers from the manifest).
+    intervals = eval_results["intervals"]
+    assert intervals["unit"] == "speaker" and intervals["replicates"] == 1000
+    assert "too few trials" in intervals["pooled"]["eer"]["unavailable"]
+    assert set(intervals["calibrated"]["pooled"]) == {"act_dcf", "cllr"}
+    tdcf = eval_results["min_tdcf_interval"]
+    assert tdcf["formulation"] == 2019 and "too few trials" in tdcf["unavailable"]
     assert len(results["layer_weights"]) == 2
     assert sum(results["layer_weights"]) == pytest.approx(1.0)
     assert results["config"]["n_layers"] == 2
