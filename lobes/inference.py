@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from lobes.brain import rank_checkpoint
 from lobes.data import SAMPLE_RATE, crop_or_tile
+from lobes.dataio.audio_checks import check_finite
 from lobes.fastpaths import build_scorer
 from lobes.ssl import BranchSSL
 
@@ -103,6 +104,7 @@ def read_audio(path, sample_rate=SAMPLE_RATE):
         raise RuntimeError(f"cannot read audio file {path}: {err}") from err
     if data.shape[0] == 0:
         raise ValueError(f"{path} holds no samples")
+    check_finite(data, path)  # a NaN file would score NaN and be called spoof
     # Same mix-down as lobes.data.load_audio, so 16 kHz files give the
     # recipe's exact samples.
     wav = torch.from_numpy(data.mean(axis=1))

@@ -32,6 +32,7 @@ from lobes.prepare import (
     skip,
     write_manifest,
 )
+from lobes.utils.fingerprints import note_input
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ def read_in_the_wild_meta(path):
     """Trials from ``meta.csv`` (``file,speaker,label``; labels bona-fide/spoof)."""
     labels = {"bona-fide": "bonafide", "spoof": "spoof"}
     trials = []
+    note_input(path)  # an edit makes the next run prepare again
     with open(path, encoding="utf-8", newline="") as fin:
         reader = csv.reader(fin)
         header = next(reader, None)

@@ -85,6 +85,7 @@ from lobes.prepare import (
     write_manifest,
 )
 from lobes.scores import atomic_write_text
+from lobes.utils.fingerprints import note_input
 
 logger = logging.getLogger(__name__)
 
@@ -546,6 +547,7 @@ def read_list(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"split list not found: {path}")
     ids = {}
+    note_input(path)  # an edit makes the next run prepare again
     with open(path, encoding="utf-8") as fin:
         for line_no, line in enumerate(fin, 1):
             entry = line.strip()
