@@ -46,3 +46,171 @@ def test_wrong_option_fails_in_seconds_naming_it(tmp_path, override, named, allo
     message = str(exc.value.code)
     assert message.startswith("error: ") and named in message and allowed in message
     assert not (tmp_path / "out").exists()  # refused before anything was created
+
+
+# --- non-finite audio, training guards, preparation -------------------------
+
+import glob as _glob  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import types  # noqa: E402
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+
+from conftest import smoke_overrides  # noqa: E402
+from lobes.brain import SpoofBrain, rank_checkpoint  # noqa: E402
+from lobes.data import load_audio, make_datasets  # noqa: E402
+from lobes.dataio import audio_checks  # noqa: E402
+from lobes.dataio.audio_checks import NonFiniteAudioError  # noqa: E402
+from lobes.prepare import AudioError  # noqa: E402
+from lobes.synthetic import make_synthetic_la  # noqa: E402
+from lobes.training.finite_guard import NonFiniteTrainingError  # noqa: E402
+
+sys.path.insert(0, os.path.join(REPO, "recipes", "ASVspoof2019"))
+from asvspoof2019_prepare import prepare_asvspoof2019  # noqa: E402
+
+COUNTS = {"train": 4, "dev": 3, "eval": 3}
+
+
+def la_files(la_data, split):
+    return sorted(_glob.glob(str(la_data / "LA" / f"ASVspoof2019_LA_{split}" / "flac" / "*.flac")))
+
+
+def poison(path, value=np.nan, n=100):
+    """Rewrites ``path`` as a float WAV (under its own name) with ``n`` bad samples."""
+    data, rate = sf.read(path, dtype="float32")
+    data[:n] = value
+    sf.write(path, data, rate, format="WAV", subtype="FLOAT")
+
+
+def truncate(path):
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+
+
+@pytest.fixture
+def la_data(tmp_path):
+    make_synthetic_la(tmp_path / "la", COUNTS, COUNTS, seconds=(0.6, 1.2), seed=3)
+    return tmp_path / "la"
+
+
+def test_nan_audio_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "nan.wav"
+    sf.write(path, np.zeros(1600, dtype="float32"), 16000, subtype="FLOAT")
+    poison(str(path), np.inf, n=3)
+    with pytest.raises(NonFiniteAudioError, match=r"nan\.wav holds 3 non-finite samples"):
+        load_audio(path)
+
+
+def test_nan_eval_file_names_manifest_line(la_data, tmp_path):
+    prepare_asvspoof2019(str(la_data), str(tmp_path / "m"))
+    bad = la_files(la_data, "eval")[1]
+    poison(bad)
+    hparams = {"manifest_folder": str(tmp_path / "m"), "train_crop": "first",
+               "eval_crop": "first", "max_samples": 16000}
+    datasets = make_datasets(hparams, ("eval",))
+    with pytest.raises(NonFiniteAudioError, match=r"eval\.csv:\d+ \(utterance LA_E_\d+\): .*"
+                       + os.path.basename(bad) + " holds 100 non-finite"):
+        for index in range(len(datasets["eval"])):
+            datasets["eval"][index]
+
+
+def test_nonfinite_skip_option_lists_and_leaves_out(la_data, tmp_path, monkeypatch):
+    prepare_asvspoof2019(str(la_data), str(tmp_path / "m"))
+    bad = la_files(la_data, "eval")[0]
+    poison(bad)
+    hparams = {"manifest_folder": str(tmp_path / "m"), "train_crop": "first",
+               "eval_crop": "first", "max_samples": 16000, "nonfinite_audio": "skip"}
+    dataset = make_datasets(hparams, ("eval",))["eval"]
+    assert len(dataset) == 2 * COUNTS["eval"] - 1
+    listing = (tmp_path / "m" / "eval.csv.nonfinite.txt").read_text()
+    assert os.path.basename(bad) in listing and len(listing.splitlines()) == 1
+    # Cached: a rerun decodes nothing.
+    monkeypatch.setattr(audio_checks, "scan_file", lambda *a: pytest.fail("decoded again"))
+    assert len(make_datasets(hparams, ("eval",))["eval"]) == 2 * COUNTS["eval"] - 1
+
+
+def test_truncated_flac_found_at_preparation_with_protocol_line(la_data, tmp_path):
+    bad = la_files(la_data, "eval")[2]
+    truncate(bad)
+    with pytest.raises(AudioError, match=r"ASVspoof2019\.LA\.cm\.eval\.trl\.txt:\d+: .*"
+                       + os.path.basename(bad)):
+        prepare_asvspoof2019(str(la_data), str(tmp_path / "m"))
+
+
+def test_integrity_pass_is_cached(la_data, tmp_path, monkeypatch):
+    prepare_asvspoof2019(str(la_data), str(tmp_path / "m"), splits=("dev",))
+    cache = json.loads((tmp_path / "m" / "dev_integrity.json").read_text())["tail"]
+    assert len(cache) == 2 * COUNTS["dev"]
+    os.remove(tmp_path / "m" / "dev.csv")  # force a rerun of the preparation
+    monkeypatch.setattr(audio_checks, "scan_file", lambda *a: pytest.fail("decoded again"))
+    prepare_asvspoof2019(str(la_data), str(tmp_path / "m"), splits=("dev",))
+
+
+def test_edited_protocol_makes_preparation_run_again(la_data, tmp_path):
+    out = tmp_path / "m"
+    prepare_asvspoof2019(str(la_data), str(out), splits=("dev",))
+    protocol = la_data / "LA" / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.dev.trl.txt"
+    lines = protocol.read_text().splitlines(keepends=True)
+    protocol.write_text("".join(lines[:-1]))  # one trial fewer
+    prepare_asvspoof2019(str(la_data), str(out), splits=("dev",))
+    assert len((out / "dev.csv").read_text().splitlines()) == len(lines)  # header + trials - 1
+    before = (out / "prepare_options.json").stat().st_mtime_ns
+    prepare_asvspoof2019(str(la_data), str(out), splits=("dev",))  # unchanged: skipped
+    assert (out / "prepare_options.json").stat().st_mtime_ns == before
+
+
+def fake_brain(**attrs):
+    counter = types.SimpleNamespace(current=2)
+    return types.SimpleNamespace(hparams=types.SimpleNamespace(epoch_counter=counter), **attrs)
+
+
+def test_nonfinite_loss_stops_training_naming_the_batch():
+    brain = fake_brain(batch_ids=["LA_T_1", "LA_T_2"])
+    with pytest.raises(NonFiniteTrainingError, match="LA_T_1, LA_T_2"):
+        SpoofBrain.check_loss_isfinite(brain, torch.tensor(float("nan")))
+
+
+def test_nonfinite_parameter_stops_training_naming_the_batch():
+    modules = torch.nn.ModuleDict({"head": torch.nn.Linear(2, 2)})
+    modules.head.weight.data[0, 0] = float("nan")
+    brain = fake_brain(modules=modules)
+    batch = types.SimpleNamespace(id=["LA_T_9"])
+    with pytest.raises(NonFiniteTrainingError, match=r"head\.weight .*LA_T_9"):
+        SpoofBrain.on_fit_batch_end(brain, batch, None, None, should_step=True)
+
+
+def test_nonfinite_checkpoint_is_neither_saved_nor_selected():
+    saved = []
+    checkpointer = types.SimpleNamespace(save_and_keep_only=lambda **kw: saved.append(kw))
+    brain = fake_brain(multi_depth=False, checkpointer=checkpointer)
+    with pytest.raises(NonFiniteTrainingError, match="not saved"):
+        SpoofBrain._select_and_stop(brain, 1, {None: {"EER": 100.0, "loss": float("nan")}})
+    assert saved == []
+    nan = {"EER": float("nan"), "loss": float("nan")}
+    worse = {"EER": 49.0, "loss": 5.0}
+    assert max([nan, worse], key=lambda m: rank_checkpoint(m, "EER")) is worse
+    assert max([worse, nan], key=lambda m: rank_checkpoint(m, "loss")) is worse
+
+
+def run_train(la_data, tiny_ssl, output, *extra):
+    recipe = os.path.join(REPO, "recipes", "ASVspoof2019")
+    command = [sys.executable, os.path.join(recipe, "train.py"),
+               os.path.join(recipe, "hparams", "ffn.yaml"),
+               *smoke_overrides(la_data, tiny_ssl, output, "--number_of_epochs=1", *extra)]
+    return subprocess.run(command, cwd=output.parent, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_nan_training_file_fails_the_run_naming_it(la_data, tiny_ssl, tmp_path):
+    bad = la_files(la_data, "train")[0]
+    poison(bad)
+    result = run_train(la_data, tiny_ssl, tmp_path / "run")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr  # SpeechBrain logs the error to stdout
+    assert "train.csv:" in output and os.path.basename(bad) in output
+    assert "holds 100 non-finite samples" in output
+    assert not _glob.glob(str(tmp_path / "run" / "save" / "CKPT*"))
