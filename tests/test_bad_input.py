@@ -214,3 +214,118 @@ def test_nan_training_file_fails_the_run_naming_it(la_data, tiny_ssl, tmp_path):
     assert "train.csv:" in output and os.path.basename(bad) in output
     assert "holds 100 non-finite samples" in output
     assert not _glob.glob(str(tmp_path / "run" / "save" / "CKPT*"))
+
+
+# --- a trained tiny run (nonfinite_audio: skip) and lobes.detect -------------
+
+import signal  # noqa: E402
+
+from lobes import detect  # noqa: E402
+from lobes.utils.output_lock import OutputLock  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def skipped_run(tmp_path_factory, tiny_ssl):
+    """A 1-epoch tiny run with one NaN training file and nonfinite_audio: skip."""
+    root = tmp_path_factory.mktemp("skip_run")
+    make_synthetic_la(root / "la", COUNTS, COUNTS, seconds=(0.6, 1.2), seed=4)
+    bad = la_files(root / "la", "train")[0]
+    poison(bad)
+    result = run_train(root / "la", tiny_ssl, root / "run", "--nonfinite_audio=skip")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return root / "run", root / "la", bad, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_skip_option_trains_without_the_nan_file_and_says_so(skipped_run):
+    output, _, bad, log = skipped_run
+    assert "1 of 8 files hold NaN/inf samples" in log
+    listing = (output / "manifests" / "train.csv.nonfinite.txt").read_text()
+    assert os.path.basename(bad).split(".")[0] in listing
+    results = json.loads((output / "results.json").read_text())
+    assert all(np.isfinite(results["layer_weights"]))
+    assert np.isfinite(results["test_sets"]["eval"]["eer"])
+
+
+def good_files(la_data, folder, n=2):
+    folder.mkdir(exist_ok=True)
+    for path in la_files(la_data, "eval")[:n]:
+        os.link(path, folder / os.path.basename(path))
+
+
+def run_detect(argv, seconds=300):
+    """``detect.main(argv)``, failing (not hanging) after ``seconds``."""
+    def hung(*_):
+        raise TimeoutError("lobes.detect hung")
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        return detect.main([*argv, "--no-progress", "--num-workers=0"])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.slow
+def test_detect_refuses_nan_and_inf_files(skipped_run, tmp_path, capsys):
+    output, la_data, _, _ = skipped_run
+    folder = tmp_path / "audio"
+    good_files(la_data, folder)
+    sf.write(folder / "nan.wav", np.full(8000, np.nan, dtype="float32"), 16000, subtype="FLOAT")
+    sf.write(folder / "inf.wav", np.full(8000, np.inf, dtype="float32"), 16000, subtype="FLOAT")
+    out = tmp_path / "scores.txt"
+    assert run_detect([str(output), str(folder), "--out", str(out), "--threshold", "0"]) == 1
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2 and not any(line.split("\t")[1] in ("nan", "inf") for line in lines)
+    err = capsys.readouterr().err
+    assert "nan.wav holds 8000 non-finite samples" in err and "inf.wav holds 8000" in err
+
+
+@pytest.mark.slow
+def test_detect_skips_fifo_and_refuses_line_breaking_names(skipped_run, tmp_path, capsys):
+    output, la_data, _, _ = skipped_run
+    folder = tmp_path / "audio"
+    good_files(la_data, folder)
+    os.mkfifo(folder / "pipe.wav")
+    (folder / "nl").mkdir()
+    forged = folder / "x\tnl\nnl" / "victim.wav 99.000000 bonafide"
+    forged.parent.mkdir()
+    os.link(la_files(la_data, "eval")[0], str(forged) + ".wav")
+    os.symlink("loop.wav", folder / "loop.wav")
+    out = tmp_path / "scores.txt"
+    assert run_detect([str(output), str(folder), "--out", str(out), "--threshold", "0"]) == 1
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2
+    assert all(len(line.split("\t")) == 3 and line.startswith(str(folder)) for line in lines)
+    err = capsys.readouterr().err
+    assert "skipped: " + str(folder / "pipe.wav") + ": a FIFO" in err
+    assert "loop.wav: symlink loop" in err
+    assert "its name holds a TAB, newline or carriage return" in err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--window", "0.001", "--window must be at least 0.1 seconds, got 0.001"),
+    ("--window", "0", "--window must be at least 0.1 seconds, got 0"),
+    ("--hop", "0", "--hop must be at least 0.01 seconds, got 0"),
+    ("--window", "nan", "--window must be at least 0.1 seconds, got nan"),
+    ("--batch-size", "0", "must be 1 or more, got 0"),
+])
+def test_detect_checks_windows_and_batch_size_in_the_parser(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exc:
+        detect.parse_args([str(tmp_path), str(tmp_path), option, value])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_second_writer_to_the_same_out_fails(skipped_run, tmp_path, capsys):
+    output, la_data, _, _ = skipped_run
+    folder = tmp_path / "audio"
+    good_files(la_data, folder)
+    out = tmp_path / "scores.txt"
+    out.write_text("first run's scores\n")
+    with OutputLock(out):  # a first run still writing
+        assert run_detect([str(output), str(folder), "--out", str(out)]) == 2
+    assert "another run is writing" in capsys.readouterr().err
+    assert out.read_text() == "first run's scores\n"
+    assert run_detect([str(output), str(folder), "--out", str(out)]) == 0  # lock given back
+    assert len(out.read_text().splitlines()) == 2 and not os.path.exists(f"{out}.lock")
