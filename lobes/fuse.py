@@ -24,6 +24,7 @@ import numpy as np
 from lobes.calibration import DEV_SET, fit_logistic
 from lobes.metrics import ASVSPOOF5_COSTS, record_metrics
 from lobes.scores import ScoreRecord, atomic_write_text, read_scores, write_scores
+from lobes.utils.safe_paths import safe_name
 
 RESULTS_FILE = "results.json"
 SHOWN_TRIALS = 5
@@ -71,12 +72,15 @@ def expand_runs(runs):
 
 
 def scored_sets(system):
-    """Names of the sets a run scored, from its ``results.json``."""
+    """Names of the sets a run scored, from its ``results.json``; a name
+    that is not a plain file name (``../x``) is an error: it would make
+    ``fuse`` write outside ``--out``."""
     path = os.path.join(system, RESULTS_FILE)
     if not os.path.isfile(path):
         raise FusionError(f"{system}: no {RESULTS_FILE}")
     with open(path, encoding="utf-8") as fin:
-        names = list(json.load(fin).get("test_sets", {}))
+        names = [safe_name(name, "test set name", path)
+                 for name in json.load(fin).get("test_sets", {})]
     return [name for name in names if os.path.isfile(os.path.join(system, "scores", f"{name}.txt"))]
 
 

@@ -329,3 +329,56 @@ def test_second_writer_to_the_same_out_fails(skipped_run, tmp_path, capsys):
     assert out.read_text() == "first run's scores\n"
     assert run_detect([str(output), str(folder), "--out", str(out)]) == 0  # lock given back
     assert len(out.read_text().splitlines()) == 2 and not os.path.exists(f"{out}.lock")
+
+
+# --- file names from data stay in their folder; no data file is unpickled ---
+
+from lobes.fuse import fuse  # noqa: E402
+from lobes.scores import ScoreRecord, write_scores  # noqa: E402
+from lobes.utils.safe_paths import UnsafePathError  # noqa: E402
+
+
+def test_protocol_id_leaving_the_audio_folder_is_refused(la_data, tmp_path):
+    protocol = la_data / "LA" / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.dev.trl.txt"
+    with open(protocol, "a") as fout:
+        fout.write("LA_0001 ../../../../etc/x - - bonafide\n")
+    with pytest.raises(UnsafePathError, match=r"dev\.trl\.txt:\d+: file name '\.\./\.\./\.\./\.\./etc/x\.flac' leaves"):
+        prepare_asvspoof2019(str(la_data), str(tmp_path / "m"), splits=("dev",))
+
+
+def test_fuse_refuses_a_set_name_leaving_out(tmp_path):
+    rng = np.random.default_rng(0)
+    runs = []
+    for index in range(2):
+        run = tmp_path / "runs" / f"run{index}"
+        sets = {"dev": "dev", "../../escaped": "escaped"}
+        for name, file_name in sets.items():
+            records = [ScoreRecord(f"u{i}", "-" if i % 2 else "A01", "bonafide" if i % 2 else "spoof",
+                                   float(rng.normal())) for i in range(40)]
+            write_scores(str(run / "scores" / f"{file_name}.txt"), records)
+        # scores/../../escaped.txt exists beside the run folder
+        write_scores(str(tmp_path / "runs" / "escaped.txt"), records)
+        (run / "results.json").write_text(json.dumps({"test_sets": {n: {} for n in sets}}))
+        runs.append(str(run))
+    with pytest.raises(UnsafePathError, match=r"results\.json: test set name '\.\./\.\./escaped'"):
+        fuse(runs, str(tmp_path / "out" / "fused"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_partialspoof_labels_are_read_without_running_code(tmp_path):
+    sys.path.insert(0, os.path.join(REPO, "recipes", "PartialSpoof"))
+    from partialspoof_prepare import SegmentLabelError, load_segment_labels
+
+    marker = tmp_path / "code_ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    path = tmp_path / "dev_seglab_0.64.npy"
+    np.save(path, {"LA_D_1": np.array(["1"]), "x": Evil()}, allow_pickle=True)
+    with pytest.raises(SegmentLabelError, match="refused to load: its pickle calls posix.mkdir"):
+        load_segment_labels(path)
+    assert not marker.exists()
+    np.save(path, {"LA_D_1": np.array(["1", "1"])})  # the official format still loads
+    assert load_segment_labels(path)["LA_D_1"].tolist() == ["1", "1"]

@@ -44,6 +44,7 @@ from lobes.prepare import (
     skip,
     write_manifest,
 )
+from lobes.utils.safe_paths import safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +268,7 @@ def load_split(root, layout, split, source, save_folder, skip_missing):
     wav_folder = os.path.join(root, "wav")
     trials = read_protocol(source, parse_label_line)
     return checked_trials(
-        trials, lambda t: os.path.join(wav_folder, t.wav), split, save_folder, skip_missing
+        trials, lambda t: safe_join(wav_folder, t.wav, t.origin), split, save_folder, skip_missing
     )
 
 
