@@ -65,7 +65,7 @@ from lobes.brain import SpoofBrain, rank_checkpoint  # noqa: E402
 from lobes.data import load_audio, make_datasets  # noqa: E402
 from lobes.dataio import audio_checks  # noqa: E402
 from lobes.dataio.audio_checks import NonFiniteAudioError  # noqa: E402
-from lobes.prepare import AudioError  # noqa: E402
+from lobes.prepare import AudioError, read_manifest  # noqa: E402
 from lobes.synthetic import make_synthetic_la  # noqa: E402
 from lobes.training.finite_guard import NonFiniteTrainingError  # noqa: E402
 
@@ -382,3 +382,29 @@ def test_partialspoof_labels_are_read_without_running_code(tmp_path):
     assert not marker.exists()
     np.save(path, {"LA_D_1": np.array(["1", "1"])})  # the official format still loads
     assert load_segment_labels(path)["LA_D_1"].tolist() == ["1", "1"]
+
+
+# --- SceneFake: one audio folder per split with a `<id> real|fake` list ------
+
+def test_scenefake_split_folders_with_label_lists_are_read(tmp_path):
+    sys.path.insert(0, os.path.join(REPO, "recipes", "SceneFake"))
+    from scenefake_prepare import prepare_scenefake
+
+    root = tmp_path / "SceneFake"
+    rng = np.random.default_rng(0)
+    lists = {"train": [("A1", "real"), ("A2", "fake"), ("A3", "fake")],
+             "dev": [("D1", "real"), ("D2", "fake")],
+             "eval": [("E1", "fake"), ("E2", "real")]}
+    for split, entries in lists.items():
+        # eval: audio one level down (a scene folder), list inside the split folder
+        audio = root / split / ("street" if split == "eval" else "")
+        audio.mkdir(parents=True, exist_ok=True)
+        for utt_id, _ in entries:
+            sf.write(audio / f"{utt_id}.wav", 0.1 * rng.standard_normal(3200), 16000)
+        listing = (root / split / f"{split}.txt") if split == "eval" else (root / f"{split}_label.txt")
+        listing.write_text("".join(f"{u} {label}\n" for u, label in entries))
+    counts = prepare_scenefake(str(tmp_path), str(tmp_path / "m"), test_splits=("eval",))
+    assert counts == {"train": {"bonafide": 1, "spoof": 2}, "dev": {"bonafide": 1, "spoof": 1},
+                      "eval": {"bonafide": 1, "spoof": 1}}
+    rows = {r["ID"]: r for r in read_manifest(tmp_path / "m" / "eval.csv")}
+    assert rows["E1"]["label"] == "spoof" and rows["E1"]["wav"].endswith("eval/street/E1.wav")
