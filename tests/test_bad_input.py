@@ -33,6 +33,8 @@ def test_every_recipe_yaml_passes_the_start_up_check(yaml_file):
     ("--number_of_epochs=0", "number_of_epochs=0", "greater than 0"),
     ("--head_type=transformer", "head_type='transformer'", "allowed here: ffn"),
     ("--head_type=aasist", "head_type='aasist'", "allowed here: ffn"),
+    ("--nonfinite_audio=drop", "nonfinite_audio='drop'", "allowed: error, skip"),
+    ('--augment={rawboost: {p: 2.0}}', "augment.rawboost.p", "probability in [0, 1]"),
 ])
 def test_wrong_option_fails_in_seconds_naming_it(tmp_path, override, named, allowed):
     # A hub id that cannot be loaded offline: were any model built, the run

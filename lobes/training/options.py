@@ -10,6 +10,7 @@ seconds, naming it and the values it may take.
 """
 
 import io
+import json
 import numbers
 import os
 
@@ -23,6 +24,7 @@ SELECTION_METRICS = ("EER", "loss")
 N_CLASSES = 2  # logits are [spoof, bonafide]
 # Head class named in a YAML (by its last dotted component) -> head_type.
 HEAD_TYPES = {"FFNHead": "ffn", "AASISTHead": "aasist", "FrameHead": "frame"}
+NONFINITE_AUDIO = ("error", "skip")
 # Options that must be > 0 (sizes, counts, rates and durations).
 POSITIVE = ("max_samples", "batch_size", "lr", "number_of_epochs", "ddp_timeout")
 # Options that must be >= 0.
@@ -102,6 +104,11 @@ def check_options(hparams, hparams_file="the YAML"):
             f"selection_metric={metric!r} is not allowed; allowed: {', '.join(SELECTION_METRICS)}"
             " (case matters)"
         )
+    if hparams.get("nonfinite_audio", "error") not in NONFINITE_AUDIO:
+        raise OptionError(
+            f"nonfinite_audio={hparams['nonfinite_audio']!r} is not allowed; "
+            f"allowed: {', '.join(NONFINITE_AUDIO)}"
+        )
     if "class_weights" in hparams:
         weights = hparams["class_weights"]
         if (
@@ -120,6 +127,15 @@ def check_options(hparams, hparams_file="the YAML"):
     for name in NON_NEGATIVE:
         if name in hparams and not _number(name, hparams[name]) >= 0:
             raise OptionError(f"{name}={hparams[name]!r} must be 0 or more")
+    if hparams.get("augment"):
+        # The augment block's own checks (lobes.augment), now rather than
+        # when the datasets are built, after the model.
+        from lobes.augment import build_augmenter
+
+        try:
+            build_augmenter(json.loads(json.dumps(hparams["augment"])))
+        except ValueError as err:
+            raise OptionError(str(err)) from None
     built = yaml_head_type(hparams)
     head_type = hparams.get("head_type")
     if built is not None and head_type is not None and head_type != built:

@@ -211,6 +211,7 @@ def prepare_ctrsvdd(
             lambda t, folder=audio_folder: safe_join(folder, f"{t.utt_id}.flac", t.origin),
             skip_missing=skip_missing,
             desc=f"checking {split} audio",
+            cache_file=os.path.join(save_folder, f"{split}_integrity.json"),
         )
     report_missing(save_folder, listed, missing)
     for split in splits:

@@ -747,7 +747,8 @@ def prepare_habla(
     check_splits(splits)
 
     used = [t for name in SPLITS for t in splits[name]]
-    attach_audio(used, lambda t: index[t.utt_id], desc="checking HABLA audio")
+    attach_audio(used, lambda t: index[t.utt_id], desc="checking HABLA audio",
+                 cache_file=os.path.join(save_folder, "integrity.json"))
     for name, output in zip(SPLITS, outputs):
         write_manifest(output, splits[name], extra_fields=["speakers", "family"])
     write_listing(os.path.join(save_folder, "dropped_cross_split.txt"), dropped)

@@ -285,7 +285,8 @@ def load_split(root, layout, split, source, save_folder, skip_missing):
     """Trials of one split with audio checked (``wav`` and ``duration`` set)."""
     if layout == "folder":
         trials = folder_trials(source)
-        trials, _ = attach_audio(trials, lambda t: t.wav, desc=f"checking {split} audio")
+        trials, _ = attach_audio(trials, lambda t: t.wav, desc=f"checking {split} audio",
+                                 cache_file=os.path.join(save_folder, f"{split}_integrity.json"))
         return trials
     trials = read_protocol(source, parse_label_line)
     if layout == "split-list":
