@@ -85,22 +85,31 @@ def list_audio(paths):
     ...     _ = (folder / name).write_bytes(b"")
     >>> os.mkfifo(folder / "pipe.wav")
     >>> os.symlink("loop.wav", folder / "loop.wav")
+    >>> os.symlink("loopdir", folder / "loopdir")
     >>> files, problems = list_audio([folder, folder / "nope.wav"])
     >>> [os.path.relpath(f, folder) for f in files]
     ['b.wav', 'sub/a.FLAC']
     >>> [(os.path.basename(p.path), p.reason.split(",")[0], p.error) for p in problems]
-    [('loop.wav', 'symlink loop', True), ('pipe.wav', 'a FIFO (named pipe)', False), ('x\\ty.wav', 'its name holds a TAB', True), ('nope.wav', 'no such file or folder', True)]
+    [('loop.wav', 'symlink loop', True), ('loopdir', 'symlink loop', True), ('pipe.wav', 'a FIFO (named pipe)', False), ('x\\ty.wav', 'its name holds a TAB', True), ('nope.wav', 'no such file or folder', True)]
     """
     files, problems = [], []
     for path in map(str, paths):
         if os.path.isdir(path) and not any(c in path for c in LINE_BREAKING):
             for root, dirs, names in os.walk(path):
                 dirs.sort()
+                for name in dirs:  # os.walk does not follow these: say so
+                    found = os.path.join(root, name)
+                    if os.path.islink(found):
+                        problem = classify(found, in_folder=True)
+                        problems.append(problem if problem is not None and problem.error else
+                                        Problem(found, "a symlinked folder, not followed", error=False))
                 for name in sorted(names):
+                    found = os.path.join(root, name)
                     if name.lower().endswith(AUDIO_EXTENSIONS):
-                        found = os.path.join(root, name)
                         problem = classify(found, in_folder=True)
                         (files.append(found) if problem is None else problems.append(problem))
+                    elif os.path.islink(found) and classify(found, True) == Problem(found, "symlink loop"):
+                        problems.append(Problem(found, "symlink loop"))  # os.walk lists it as a file
         else:
             problem = classify(path, in_folder=False)
             (files.append(path) if problem is None else problems.append(problem))
