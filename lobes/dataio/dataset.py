@@ -8,6 +8,8 @@ import speechbrain as sb
 import torch
 
 from lobes.augment import build_augmenter
+from lobes.dataio.audio_checks import NonFiniteAudioError, check_finite, scan_files
+from lobes.utils.files import atomic_write_text
 
 # Fixed, never learned from data order: logits and targets are [spoof, bonafide].
 LABELS = {"spoof": 0, "bonafide": 1}
@@ -19,7 +21,8 @@ CROP_MODES = ("first", "random", "full")
 def load_audio(path, sample_rate=SAMPLE_RATE):
     """Reads a mono waveform as a float tensor, checking the sample rate.
 
-    Multi-channel files are mixed down. Errors name the file.
+    Multi-channel files are mixed down. Errors name the file; NaN or
+    infinite samples are one (``NonFiniteAudioError``).
 
     Example
     -------
@@ -37,6 +40,7 @@ def load_audio(path, sample_rate=SAMPLE_RATE):
         raise ValueError(f"{path} is sampled at {file_rate} Hz; expected {sample_rate} Hz")
     if data.shape[0] == 0:
         raise ValueError(f"{path} holds no samples")
+    check_finite(data, path)
     return torch.from_numpy(data.mean(axis=1))
 
 
@@ -109,10 +113,19 @@ def make_dataset(manifest, crop_mode, n_samples, sample_rate=SAMPLE_RATE, augmen
     if augmenter is not None:
         check_augmentable(dataset, manifest, augmenter, crop_mode, n_samples, sample_rate)
 
-    @sb.utils.data_pipeline.takes("wav")
+    # Manifest line of each trial, for errors (header is line 1).
+    line_of = {utt_id: line for line, utt_id in enumerate(dataset.data_ids, 2)}
+
+    @sb.utils.data_pipeline.takes("id", "wav")
     @sb.utils.data_pipeline.provides("sig")
-    def audio_pipeline(wav):
-        sig = load_audio(wav, sample_rate)
+    def audio_pipeline(utt_id, wav):
+        try:
+            sig = load_audio(wav, sample_rate)
+        except NonFiniteAudioError as err:
+            raise NonFiniteAudioError(
+                f"{manifest}:{line_of[utt_id]} (utterance {utt_id}): {err}; "
+                "set nonfinite_audio: skip to leave such files out"
+            ) from None
         if augmenter is not None and augmenter.position == "before_crop":
             sig = augmenter(sig, source=wav)
         sig = crop_or_tile(sig, n_samples, crop_mode)
@@ -184,5 +197,33 @@ def make_datasets(hparams, splits=("train", "dev", "eval")):
             manifest, mode, hparams["max_samples"],
             augmenter=augmenter if name in augmented else None,
         )
+        if hparams.get("nonfinite_audio", "error") == "skip":
+            datasets[name] = without_nonfinite_audio(datasets[name], manifest, name)
     return datasets
+
+
+def without_nonfinite_audio(dataset, manifest, name):
+    """``dataset`` less the trials whose audio holds NaN or inf samples
+    (recipe option ``nonfinite_audio: skip``), listed in
+    ``<manifest>.nonfinite.txt`` and counted in a warning.
+
+    Every file is decoded in full once, in parallel workers; the verdicts
+    are cached beside the manifest (``<manifest>.scan.json``), so a rerun
+    decodes only new or changed files.
+    """
+    wavs = {utt_id: dataset.data[utt_id]["wav"] for utt_id in dataset.data_ids}
+    refused = scan_files(wavs.values(), mode="full", cache_file=manifest + ".scan.json",
+                         desc=f"checking {name} audio for NaN/inf")
+    skipped = [utt_id for utt_id, wav in wavs.items() if wav in refused]
+    listing = manifest + ".nonfinite.txt"
+    atomic_write_text(listing, "".join(f"{u}\t{refused[wavs[u]]}\n" for u in skipped))
+    if not skipped:
+        return dataset
+    logger.warning("%s: %d of %d files hold NaN/inf samples or cannot be decoded and are "
+                   "skipped (nonfinite_audio: skip; listed in %s)",
+                   name, len(skipped), len(wavs), listing)
+    kept = [utt_id for utt_id in dataset.data_ids if utt_id not in set(skipped)]
+    if not kept:
+        raise ValueError(f"{manifest}: no file left after skipping non-finite audio")
+    return sb.dataio.dataset.FilteredSortedDynamicItemDataset(dataset, kept)
 

@@ -16,6 +16,8 @@ from tqdm import tqdm
 
 from lobes.dataio.dataset import SAMPLE_RATE
 from lobes.utils.files import atomic_write_text, numbered_lines
+from lobes.dataio.audio_checks import scan_files
+from lobes.utils.fingerprints import changed_inputs, note_input, recorded_inputs, start_recording
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,9 @@ def read_protocol(path, parse_line):
     it is re-raised as a ``ProtocolError`` naming file, line and content.
     Duplicate utterance ids are errors too.
     """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"protocol file not found: {path}")
+    note_input(path)  # an edit makes the next run prepare again (skip())
     trials, seen = [], {}
     for line_no, fields, line in numbered_lines(path, "protocol file"):
         try:
@@ -129,8 +134,14 @@ def audio_duration(path, sample_rate=SAMPLE_RATE):
     return info.frames / info.samplerate
 
 
-def attach_audio(trials, wav_path, skip_missing=False, desc="checking audio"):
+def attach_audio(trials, wav_path, skip_missing=False, desc="checking audio", cache_file=None):
     """Resolves and checks each trial's audio; fills ``wav`` and ``duration``.
+
+    Headers are read here; then the end of every file is decoded, in
+    parallel workers (``lobes.dataio.audio_checks.scan_files``), so that a
+    truncated or corrupt file fails now, naming its protocol line, rather
+    than after training. ``cache_file`` keeps those verdicts (by file size
+    and modification time) for reruns.
 
     Arguments
     ---------
@@ -161,6 +172,12 @@ def attach_audio(trials, wav_path, skip_missing=False, desc="checking audio"):
                 raise
             raise AudioError(f"{trial.origin}: {err}") from None
         kept.append(trial)
+    refused = scan_files([t.wav for t in kept], "tail", cache_file=cache_file,
+                         desc=desc.replace("checking", "decoding the end of"))
+    for trial in kept:
+        if trial.wav in refused:
+            where = f"{trial.origin}: " if trial.origin else ""
+            raise AudioError(f"{where}{trial.wav}: {refused[trial.wav]}")
     return kept, missing
 
 
@@ -171,7 +188,8 @@ def checked_trials(trials, wav_path, split, save_folder, skip_missing=False):
     ``<save_folder>/<split>_missing.txt`` and counted in one warning. A split
     left without any trial is an error. Returns the kept trials.
     """
-    kept, missing = attach_audio(trials, wav_path, skip_missing, desc=f"checking {split} audio")
+    kept, missing = attach_audio(trials, wav_path, skip_missing, desc=f"checking {split} audio",
+                                 cache_file=os.path.join(save_folder, f"{split}_integrity.json"))
     if missing:
         listing = os.path.join(save_folder, f"{split}_missing.txt")
         atomic_write_text(listing, "".join(f"{t.utt_id}\n" for t in missing))
@@ -219,13 +237,27 @@ def read_manifest(path):
 
 
 def skip(outputs, options_file, options):
-    """True if every output exists and the saved options equal ``options``."""
+    """True if every output exists, the saved options equal ``options`` and
+    no protocol or list file read by the last run has changed since (size
+    and modification time, ``lobes.utils.fingerprints``).
+
+    Also starts recording the inputs of the run about to prepare.
+    """
+    start_recording()
     if not all(os.path.isfile(path) for path in outputs):
         return False
     if not os.path.isfile(options_file):
         return False
     with open(options_file, encoding="utf-8") as fin:
-        return json.load(fin) == json.loads(json.dumps(options))
+        saved = json.load(fin)
+    inputs = saved.pop("_inputs", {})
+    if saved != json.loads(json.dumps(options)):
+        return False
+    changed = changed_inputs(inputs)
+    if changed:
+        logger.info("preparing again: %s changed since the last preparation", ", ".join(changed))
+        return False
+    return True
 
 
 def prepared_splits(save_folder, options_file="prepare_options.json"):
@@ -239,8 +271,10 @@ def prepared_splits(save_folder, options_file="prepare_options.json"):
 
 
 def save_options(options_file, options):
-    """Saves the options of a finished prepare run (written last)."""
-    atomic_write_text(options_file, json.dumps(options, indent=2, sort_keys=True) + "\n")
+    """Saves the options of a finished prepare run (written last), with the
+    fingerprints of the protocol and list files it read."""
+    saved = {**options, "_inputs": recorded_inputs()}
+    atomic_write_text(options_file, json.dumps(saved, indent=2, sort_keys=True) + "\n")
 
 
 def count_by(trials, *keys):

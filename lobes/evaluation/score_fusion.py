@@ -67,7 +67,7 @@ def scored_sets(system):
     """Names of the sets a run scored, from its ``results.json``."""
     try:
         return run_scored_sets(system)
-    except (FileNotFoundError, ValueError) as err:
+    except FileNotFoundError as err:  # a set name leaving the folder stays an UnsafePathError
         raise FusionError(f"{system}: {err}") from None
 
 

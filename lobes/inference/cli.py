@@ -11,10 +11,13 @@ PATHs are files or folders (searched recursively for .wav, .flac, .ogg and
 output has one ``PATH<TAB>SCORE`` line per scored file (score = bona fide
 logit, higher = more bona fide), in the order the files were found, plus ``<TAB>bonafide|spoof`` with
 ``--threshold`` (bona fide when the score is at or above it); the decisions
-are also printed. Files that cannot be read, or hold no samples, are named on
-stderr and left out of the output; the other files are still scored and
-written, and the exit code is 1. Exit code 2: no audio found, a model that
-cannot be loaded (the error names the file) or bad usage.
+are also printed. Files that cannot be read, hold no samples or hold NaN/inf
+samples, symlink loops and names holding a TAB, newline or carriage return
+are named on stderr and left out of the output; the other files are still
+scored and written, and the exit code is 1. Only regular files are read: a
+FIFO, socket or device found in a folder is skipped with a note. Exit code
+2: no audio found, bad usage, or another run writing the same ``--out``
+(its lock ``<out>.lock`` is held: a second writer fails, never wins).
 
 ``--output llr`` or ``prob`` writes the calibrated LLR or the posterior
 probability of bona fide (at ``--prior``, by default the ASVspoof 5 cost
@@ -42,7 +45,7 @@ Example::
 
 import argparse
 import logging
-import os
+import os  # noqa: F401  (doctests use it)
 import sys
 import warnings
 
@@ -58,19 +61,30 @@ from lobes.models.precision import PRECISIONS
 from lobes.utils.files import atomic_write_text
 from lobes.inference.outputs import DESCRIPTIONS, OUTPUTS
 from lobes.inference.release import is_release_source
+from lobes.inference.cli_options import (
+    MIN_HOP_S,
+    MIN_WINDOW_S,
+    non_negative_int,
+    positive_int,
+    seconds,
+)
+from lobes.inference.file_listing import list_audio, shown
+from lobes.utils.output_lock import OutputLock, OutputLockedError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
 def find_audio(paths):
-    """Audio files under ``paths``, in a stable order; missing paths are returned apart.
+    """Audio files under ``paths``, in a stable order, and the paths not read.
 
     Returns
     -------
     files : list of str
-        Explicit files, then the audio files of each folder (sorted walk).
-    missing : list of str
-        Paths that do not exist.
+        Explicit files, then the audio files of each folder (sorted walk);
+        regular files only (``lobes.inference.file_listing``).
+    problems : list of lobes.inference.file_listing.Problem
+        Missing paths, symlink loops, names holding a TAB/newline/CR
+        (errors), and special files found in folders (skipped).
 
     Example
     -------
@@ -78,25 +92,11 @@ def find_audio(paths):
     >>> for name in ("b.wav", "sub/a.FLAC", "notes.txt"):
     ...     (folder / name).parent.mkdir(exist_ok=True)
     ...     _ = (folder / name).write_bytes(b"")
-    >>> files, missing = find_audio([folder, folder / "nope.wav"])
-    >>> [os.path.relpath(f, folder) for f in files], len(missing)
+    >>> files, problems = find_audio([folder, folder / "nope.wav"])
+    >>> [os.path.relpath(f, folder) for f in files], len(problems)
     (['b.wav', 'sub/a.FLAC'], 1)
     """
-    files, missing = [], []
-    for path in map(str, paths):
-        if os.path.isfile(path):
-            files.append(path)
-        elif os.path.isdir(path):
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                files += [
-                    os.path.join(root, name)
-                    for name in sorted(names)
-                    if name.lower().endswith(AUDIO_EXTENSIONS)
-                ]
-        else:
-            missing.append(path)
-    return files, missing
+    return list_audio(paths)
 
 
 def decision(score, threshold):
@@ -184,11 +184,13 @@ def parse_args(argv=None):
     parser.add_argument("--prior", type=float,
                         help="bona fide prior of posteriors and the Bayes threshold "
                              "(default: the ASVspoof 5 cost model's effective prior)")
-    parser.add_argument("--window", type=float, help="window length in seconds (sliding windows)")
-    parser.add_argument("--hop", type=float, help="window hop in seconds (default: half a window)")
+    parser.add_argument("--window", type=seconds("--window", MIN_WINDOW_S),
+                        help=f"window length in seconds (sliding windows), at least {MIN_WINDOW_S}")
+    parser.add_argument("--hop", type=seconds("--hop", MIN_HOP_S),
+                        help="window hop in seconds (default: half a window)")
     parser.add_argument("--aggregation", choices=AGGREGATIONS, default="mean",
                         help="how window scores make the file score")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--device", default="cpu",
                         help="cpu or cuda (under torchrun: each rank takes cuda:LOCAL_RANK)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
@@ -196,7 +198,7 @@ def parse_args(argv=None):
                              "with a warning), fp16 a GPU, int8 a CPU")
     parser.add_argument("--backend", choices=BACKENDS, default="eager",
                         help="eager PyTorch, torch.compile, or ONNX Runtime (fp32/int8)")
-    parser.add_argument("--num-workers", type=int, default=2,
+    parser.add_argument("--num-workers", type=non_negative_int, default=2,
                         help="DataLoader workers decoding audio (0: in the main process)")
     parser.add_argument("--distributed-backend", default=None,
                         help="under torchrun: gloo (CPU) or nccl (GPU); default from --device")
@@ -208,9 +210,10 @@ def parse_args(argv=None):
 def main(argv=None):
     """Runs the CLI; returns the exit code (0 ok, 1 some files failed, 2 nothing to do)."""
     args = parse_args(argv)
-    files, missing = find_audio(args.paths)
-    for path in missing:
-        print(f"error: {path}: no such file or folder", file=sys.stderr)
+    files, problems = find_audio(args.paths)
+    for problem in problems:
+        print(problem.message(), file=sys.stderr)
+    missing = [p.path for p in problems if p.error]  # counted as failed
     if not files:
         print("error: no audio files found", file=sys.stderr)
         return 2
@@ -219,6 +222,7 @@ def main(argv=None):
     if is_launched():
         device = _init_distributed(args)
     rank, n_ranks = get_rank() or 0, world_size()
+    lock = None
     try:
         try:
             detector = _load_detector(args, device)
@@ -226,6 +230,18 @@ def main(argv=None):
             # A model that cannot be loaded (named in the message), or an
             # option the model or the hardware cannot run.
             print(f"error: {err}", file=sys.stderr)
+            return 2
+        # One writer per --out (rank 0's lock): a second run fails at once.
+        lock = OutputLock(args.out) if args.out and rank == 0 else None
+        locked_out = None
+        if lock is not None:
+            try:
+                lock.acquire()
+            except OutputLockedError as err:
+                locked_out = str(err)
+        locked_out = ddp_broadcast(locked_out, src=0)
+        if locked_out:
+            print(f"error: {locked_out}", file=sys.stderr)
             return 2
         scores, errors = score_paths(
             detector, shard(files, rank, n_ranks), args.batch_size, args.window, args.hop,
@@ -237,6 +253,8 @@ def main(argv=None):
         # Rank 0's exit code on every rank, so torchrun reports one outcome.
         return ddp_broadcast(code, src=0)
     finally:
+        if lock is not None:
+            lock.release()
         if is_distributed_initialized():
             torch.distributed.destroy_process_group()
 
@@ -297,7 +315,7 @@ def _report(args, files, missing, scores, errors, outputs=None):
     if threshold is not None or not args.out:
         sys.stdout.write("".join(lines))
     for path in (p for p in files if p in errors):
-        print(f"error: could not score {path}: {errors[path]}", file=sys.stderr)
+        print(f"error: could not score {shown(path)}: {errors[path]}", file=sys.stderr)
     failed = len(errors) + len(missing)
     print(f"scored {len(scores)} of {len(files) + len(missing)} files"
           + (f" into {args.out}" if args.out else "")

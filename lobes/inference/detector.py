@@ -54,6 +54,7 @@ from tqdm import tqdm
 
 from lobes.utils.run_folder import incomplete_checkpoint, rank_checkpoint
 from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile
+from lobes.dataio.audio_checks import check_finite
 from lobes.inference.fastpaths import build_scorer
 from lobes.models.assembly import BranchSSL
 
@@ -117,6 +118,7 @@ def read_audio(path, sample_rate=SAMPLE_RATE):
         raise RuntimeError(f"cannot read audio file {path}: {err}") from err
     if data.shape[0] == 0:
         raise ValueError(f"{path} holds no samples")
+    check_finite(data, path)  # a NaN file would score NaN and be called spoof
     # Same mix-down as lobes.dataio.dataset.load_audio, so 16 kHz files give the
     # recipe's exact samples.
     wav = torch.from_numpy(data.mean(axis=1))

@@ -45,9 +45,14 @@ from lobes.evaluation.metrics import compute_eer, record_metrics
 from lobes.evaluation.scores import ScoreRecord, write_scores
 from lobes.utils.files import atomic_write_text
 from lobes.utils.run_folder import (
-    discard_incomplete_checkpoints, rank_checkpoint, read_results, score_path, write_results,
+    discard_incomplete_checkpoints,
+    rank_checkpoint,
+    read_results,
+    score_path,
+    write_results,
 )
 from lobes.models.assembly import MultiDepthSSL
+from lobes.training.finite_guard import check_loss, check_metrics, check_parameters
 
 # hparams copied into results.json so every result says how it was made.
 RUN_CONFIG_KEYS = (
@@ -260,6 +265,7 @@ class SpoofBrain(sb.Brain):
         active branch in turn (memory: the shared layers plus one branch's
         graph), then one optimizer step.
         """
+        self.batch_ids = batch.id  # named if the loss or a parameter turns NaN
         if getattr(self.hparams, "log_train_ids", False):
             self.train_ids.extend(batch.id)
         if not self.multi_depth:
@@ -289,6 +295,16 @@ class SpoofBrain(sb.Brain):
         self.check_loss_isfinite(scaled)
         scaled.backward()
         self.last_branch_loss = loss.detach()
+
+    def check_loss_isfinite(self, loss):
+        """Stops at the first non-finite loss, naming the batch (SpeechBrain
+        would skip up to ``nonfinite_patience`` such steps)."""
+        check_loss(loss, self.batch_ids, self.hparams.epoch_counter.current)
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Stops when a step made a trainable parameter NaN or inf."""
+        if should_step:
+            check_parameters(self.modules, batch.id, self.hparams.epoch_counter.current)
 
     def compute_objectives(self, predictions, batch, stage):
         """Weighted cross-entropy summed over branches (their parameters are
@@ -411,6 +427,8 @@ class SpoofBrain(sb.Brain):
     def _select_and_stop(self, epoch, branch_metrics):
         """Keeps each branch's best checkpoint; early stopping on dev loss
         (the paper's rule), per branch."""
+        for name, metrics in branch_metrics.items():  # never save a NaN checkpoint
+            check_metrics(metrics, epoch, name)
         if not self.multi_depth:
             metrics = branch_metrics[None]
             stopper = getattr(self.hparams.epoch_counter, "update_metric", None)
@@ -441,10 +459,13 @@ class SpoofBrain(sb.Brain):
         """Loads each branch's best checkpoint; never scores an untrained model."""
         for name in self.branch_names:
             checkpointer = self.branch_checkpointer(name)
-            if checkpointer.find_checkpoint(importance_key=self.checkpoint_rank) is None:
+            found = checkpointer.find_checkpoint(importance_key=self.checkpoint_rank)
+            if found is None:
                 raise FileNotFoundError(
                     f"no checkpoint in {checkpointer.checkpoints_dir}: train the model first"
                 )
+            check_metrics({k: found.meta[k] for k in ("EER", "loss") if k in found.meta},
+                          found.meta.get("epoch"), f"checkpoint {found.path}")
             checkpointer.recover_if_possible(importance_key=self.checkpoint_rank)
 
     @staticmethod

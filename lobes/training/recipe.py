@@ -6,6 +6,7 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
 from lobes.training.distributed import DEFAULT_TIMEOUT_S, check_split_sizes, init_distributed
+from lobes.training.options import OptionError, check_options, plain_hparams
 
 
 def load_recipe(argv=None):
@@ -16,9 +17,15 @@ def load_recipe(argv=None):
     ``run_opts``. Under ``torchrun`` the process joins the job's process
     group here (``lobes.training.distributed.init_distributed``, timeout
     ``ddp_timeout`` seconds), after the launch options have been checked.
+    A wrong recipe option exits first, with a message naming it
+    (``lobes.training.options``).
     """
     argv = sys.argv[1:] if argv is None else argv
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    try:  # in seconds, before the YAML builds any model (lobes.training.options)
+        check_options(plain_hparams(hparams_file, overrides), hparams_file)
+    except OptionError as err:
+        sys.exit(f"error: {err}")
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     init_distributed(run_opts, hparams.get("ddp_timeout", DEFAULT_TIMEOUT_S))

@@ -16,6 +16,7 @@ these names asks this module, so a change of layout is made here once.
 
 import json
 import logging
+import math
 import os
 import zipfile
 
@@ -23,6 +24,7 @@ from speechbrain.utils.checkpoints import PARAMFILE_EXT
 from speechbrain.utils.distributed import run_on_main
 
 from lobes.utils.files import atomic_write_text
+from lobes.utils.safe_paths import safe_name
 
 logger = logging.getLogger(__name__)
 
@@ -81,19 +83,16 @@ def score_path(folder, name, calibrated=False):
     >>> score_path("run", "../x")
     Traceback (most recent call last):
     ...
-    ValueError: set name '../x' is not a plain name (no path separators, not '.' or '..')
+    lobes.utils.safe_paths.UnsafePathError: test set name '../x' is not a plain file name (no '/', '\\\\', '..' or control characters)
     """
     check_set_name(name)
     suffix = ".calibrated.txt" if calibrated else ".txt"
     return os.path.join(folder, SCORES_DIR, name + suffix)
 
 
-def check_set_name(name):
+def check_set_name(name, origin=""):
     """Refuses a set name that is a path (it would leave its folder)."""
-    name = str(name)
-    if not name or name in (".", "..") or "/" in name or "\\" in name or os.sep in name or "\0" in name:
-        raise ValueError(f"set name {name!r} is not a plain name (no path separators, not '.' or '..')")
-    return name
+    return safe_name(name, "test set name", origin)
 
 
 def results_path(folder):
@@ -123,8 +122,8 @@ def write_results(folder, results):
 
 def scored_sets(folder):
     """Set names a run folder's ``results.json`` lists that have a score file."""
-    names = read_results(folder).get("test_sets", {})
-    return [check_set_name(n) for n in names if os.path.isfile(score_path(folder, check_set_name(n)))]
+    names = [check_set_name(n, results_path(folder)) for n in read_results(folder).get("test_sets", {})]
+    return [n for n in names if os.path.isfile(score_path(folder, n))]
 
 
 def is_scored_run(folder, name=DEV_SET):
@@ -158,7 +157,12 @@ def rank_checkpoint(meta, selection_metric):
     if selection_metric not in SELECTION_METRICS:
         raise ValueError(f"selection_metric must be one of {SELECTION_METRICS}, got {selection_metric!r}")
     secondary = "loss" if selection_metric == "EER" else "EER"
-    return (-meta.get(selection_metric, float("inf")), -meta.get(secondary, float("inf")))
+
+    def value(key):  # a NaN would compare as neither better nor worse: rank it last
+        found = meta.get(key, float("inf"))
+        return found if math.isfinite(found) else float("inf")
+
+    return (-value(selection_metric), -value(secondary))
 
 
 def incomplete_checkpoint(checkpoint, recoverables):

@@ -24,6 +24,7 @@ from lobes.dataio.prepare import (
     skip,
     write_manifest,
 )
+from lobes.utils.safe_paths import safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def prepare_asvspoof2019(data_folder, save_folder, splits=("train", "dev", "eval
         trials = read_protocol(protocol_path(root, split), parse_asvspoof_line)
         trials = checked_trials(
             trials,
-            lambda t: os.path.join(audio_folder, f"{t.utt_id}.flac"),
+            lambda t: safe_join(audio_folder, f"{t.utt_id}.flac", t.origin),
             split,
             save_folder,
             skip_missing,

@@ -32,6 +32,8 @@ from lobes.dataio.prepare import (
     skip,
     write_manifest,
 )
+from lobes.utils.fingerprints import note_input
+from lobes.utils.safe_paths import safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ def prepare_asvspoof2021(data_folder, save_folder, track="LA", skip_missing=Fals
     def load_trials():
         trials = read_protocol(key_file, asvspoof2021_key_parser(track))
         trials = [t for t in trials if t.extra.pop("subset") == "eval"]
-        return trials, lambda t: os.path.join(audio_folder, f"{t.utt_id}.flac")
+        return trials, lambda t: safe_join(audio_folder, f"{t.utt_id}.flac", t.origin)
 
     options = {"data_folder": os.path.abspath(data_folder), "track": track, "skip_missing": skip_missing}
     return _prepare(f"asv21_{track.lower()}", save_folder, options, load_trials, skip_missing)
@@ -111,6 +113,7 @@ def read_in_the_wild_meta(path):
     """Trials from ``meta.csv`` (``file,speaker,label``; labels bona-fide/spoof)."""
     labels = {"bona-fide": "bonafide", "spoof": "spoof"}
     trials = []
+    note_input(path)  # an edit makes the next run prepare again
     with open(path, encoding="utf-8", newline="") as fin:
         reader = csv.reader(fin)
         header = next(reader, None)
@@ -136,7 +139,7 @@ def prepare_in_the_wild(data_folder, save_folder, skip_missing=False):
 
     def load_trials():
         trials = read_in_the_wild_meta(os.path.join(root, "meta.csv"))
-        return trials, lambda t: os.path.join(root, t.extra["file"])
+        return trials, lambda t: safe_join(root, t.extra["file"], t.origin)
 
     options = {"data_folder": os.path.abspath(root), "skip_missing": skip_missing}
     return _prepare("itw", save_folder, options, load_trials, skip_missing)

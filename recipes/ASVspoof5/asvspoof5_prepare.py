@@ -34,6 +34,7 @@ from lobes.dataio.prepare import (
     skip,
     write_manifest,
 )
+from lobes.utils.safe_paths import safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def prepare_asvspoof5(data_folder, save_folder, splits=("train", "dev", "eval"),
         trials = read_protocol(protocol, line_parser(split, protocol_columns(protocol)))
         trials = checked_trials(
             trials,
-            lambda t, folder=audio_folder: os.path.join(folder, f"{t.utt_id}.flac"),
+            lambda t, folder=audio_folder: safe_join(folder, f"{t.utt_id}.flac", t.origin),
             split,
             save_folder,
             skip_missing,

@@ -31,6 +31,7 @@ from lobes.dataio.prepare import (
     write_manifest,
 )
 from lobes.utils.files import atomic_write_text
+from lobes.utils.safe_paths import safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -207,9 +208,10 @@ def prepare_ctrsvdd(
         listed[split] = read_protocol(protocols[split], parse_ctrsvdd_line)
         kept[split], missing[split] = attach_audio(
             list(listed[split]),
-            lambda t, folder=audio_folder: os.path.join(folder, f"{t.utt_id}.flac"),
+            lambda t, folder=audio_folder: safe_join(folder, f"{t.utt_id}.flac", t.origin),
             skip_missing=skip_missing,
             desc=f"checking {split} audio",
+            cache_file=os.path.join(save_folder, f"{split}_integrity.json"),
         )
     report_missing(save_folder, listed, missing)
     for split in splits:

@@ -85,6 +85,7 @@ from lobes.dataio.prepare import (
     write_manifest,
 )
 from lobes.utils.files import atomic_write_text, numbered_lines
+from lobes.utils.fingerprints import note_input
 
 logger = logging.getLogger(__name__)
 
@@ -544,6 +545,7 @@ def speaker_split(trials, ratios, seed, cross_split="drop"):
 def read_list(path):
     """Ids of a ``.lst`` file with their line numbers (paths and ``.wav`` stripped)."""
     ids = {}
+    note_input(path)  # an edit makes the next run prepare again
     for line_no, _, line in numbered_lines(path, "split list"):
         utt_id = os.path.splitext(os.path.basename(line.strip().replace("\\", "/")))[0]
         if utt_id in ids:
@@ -739,7 +741,8 @@ def prepare_habla(
     check_splits(splits)
 
     used = [t for name in SPLITS for t in splits[name]]
-    attach_audio(used, lambda t: index[t.utt_id], desc="checking HABLA audio")
+    attach_audio(used, lambda t: index[t.utt_id], desc="checking HABLA audio",
+                 cache_file=os.path.join(save_folder, "integrity.json"))
     for name, output in zip(SPLITS, outputs):
         write_manifest(output, splits[name], extra_fields=["speakers", "family"])
     write_listing(os.path.join(save_folder, "dropped_cross_split.txt"), dropped)

@@ -36,6 +36,9 @@ from lobes.dataio.prepare import (
     skip,
     write_manifest,
 )
+from lobes.dataio.safe_npy import UnsafeDataError, load_npy
+from lobes.utils.fingerprints import note_input
+from lobes.utils.safe_paths import safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +82,9 @@ def column_name(resolution):
 
 
 def load_segment_labels(path):
-    """Loads one label file: a pickled dict saved with ``np.save``.
+    """Loads one label file: a pickled dict saved with ``np.save``, read
+    with ``lobes.dataio.safe_npy.load_npy`` (numpy arrays only: a label file
+    cannot run code).
 
     Example
     -------
@@ -88,9 +93,12 @@ def load_segment_labels(path):
     >>> load_segment_labels(path)["LA_D_1"].tolist()
     ['1', '1']
     """
+    note_input(path)  # an edit makes the next run prepare again
     try:
-        loaded = np.load(path, allow_pickle=True)
+        loaded = load_npy(path)
         labels = loaded.item() if loaded.dtype == object and loaded.ndim == 0 else None
+    except UnsafeDataError as err:
+        raise SegmentLabelError(str(err)) from None
     except Exception as err:  # numpy raises several types for bad files
         raise SegmentLabelError(f"{path}: cannot read segment labels: {err}") from err
     if not isinstance(labels, dict):
@@ -248,7 +256,7 @@ def _prepare_split(root, split, output, save_folder, bonafide_symbol, skip_missi
         raise FileNotFoundError(f"audio folder not found: {audio_folder}")
     trials = read_protocol(protocol_path(root, split), parse_asvspoof_line)
     trials = checked_trials(
-        trials, lambda t: os.path.join(audio_folder, f"{t.utt_id}.wav"), split, save_folder, skip_missing
+        trials, lambda t: safe_join(audio_folder, f"{t.utt_id}.wav", t.origin), split, save_folder, skip_missing
     )
     found = attach_segment_labels(root, split, trials, bonafide_symbol)
     columns = [column_name(r) for r in found if float(r) >= MIN_STORED_RESOLUTION]

@@ -14,9 +14,16 @@ Flat form, one audio folder and one label list per split::
     wav/*.wav
     <split>.txt | <split>_label.txt | <split>_labels.txt   (here or in labels/)
 
-A label list line is ``NAME LABEL`` (NAME a file in ``wav/``, with or
-without extension; LABEL ``real``/``fake`` or ``bonafide``/``spoof``), or a
-5-column ASVspoof line ``SPEAKER UTT_ID - ATTACK KEY``.
+Split-list form, one audio folder per split with a label list beside it
+(or inside it)::
+
+    <split>/**/*.wav    (any depth: files are found by name)
+    <split>.txt | <split>_label.txt | <split>_labels.txt   (here, in labels/ or in <split>/)
+
+A label list line is ``NAME LABEL`` (NAME a file in ``wav/`` or ``<split>/``,
+with or without extension; LABEL ``real``/``fake`` or ``bonafide``/``spoof``),
+or a 5-column ASVspoof line ``SPEAKER UTT_ID - ATTACK KEY``. As for HABLA, a
+list that names the label is read rather than the folders guessed at.
 
 Splits are discovered: ``train`` and ``dev`` must exist, and at least one of
 the test splits named by the caller (the recipe's ``test_sets``). Lenient
@@ -43,6 +50,7 @@ from lobes.dataio.prepare import (
     skip,
     write_manifest,
 )
+from lobes.utils.safe_paths import safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +90,11 @@ def scenefake_root(data_folder):
 
 
 def detect_layout(root):
-    """``"flat"`` when ``root/wav`` exists, else ``"folder"``.
+    """``"flat"`` when ``root/wav`` exists; ``"split-list"`` when ``root/train``
+    has a label list (beside it, in ``labels/`` or in it); else ``"folder"``.
 
-    Both at once is ambiguous (which labels would win?) and refused.
+    Flat and folder forms at once are ambiguous (which labels would win?)
+    and refused.
     """
     flat = os.path.isdir(os.path.join(root, "wav"))
     folders = os.path.isdir(os.path.join(root, "train"))
@@ -93,7 +103,18 @@ def detect_layout(root):
             f"{root} holds both wav/ (flat form) and train/ (folder form); "
             "keep one form or point data_folder at one of them"
         )
-    return "flat" if flat else "folder"
+    if flat:
+        return "flat"
+    return "split-list" if split_list_path(root, "train") else "folder"
+
+
+def split_list_path(root, split):
+    """The label list of a split folder (split-list form), or None."""
+    inside = label_list_path(os.path.join(root, split), split)
+    beside = label_list_path(root, split)
+    if inside and beside:
+        raise ValueError(f"two label lists for split {split!r}: {beside} and {inside}; keep one")
+    return inside or beside
 
 
 def label_list_path(root, split):
@@ -120,6 +141,8 @@ def split_source(root, layout, split):
     if layout == "flat":
         return label_list_path(root, split)
     folder = os.path.join(root, split)
+    if layout == "split-list":
+        return split_list_path(root, split) if os.path.isdir(folder) else None
     return folder if os.path.isdir(folder) else None
 
 
@@ -261,13 +284,37 @@ def load_split(root, layout, split, source, save_folder, skip_missing):
     """Trials of one split with audio checked (``wav`` and ``duration`` set)."""
     if layout == "folder":
         trials = folder_trials(source)
-        trials, _ = attach_audio(trials, lambda t: t.wav, desc=f"checking {split} audio")
+        trials, _ = attach_audio(trials, lambda t: t.wav, desc=f"checking {split} audio",
+                                 cache_file=os.path.join(save_folder, f"{split}_integrity.json"))
         return trials
-    wav_folder = os.path.join(root, "wav")
     trials = read_protocol(source, parse_label_line)
+    if layout == "split-list":
+        split_folder = os.path.join(root, split)
+        index = audio_index(split_folder)
+        return checked_trials(
+            trials, lambda t: index.get(t.utt_id) or safe_join(split_folder, t.wav, t.origin),
+            split, save_folder, skip_missing,
+        )
+    wav_folder = os.path.join(root, "wav")
     return checked_trials(
-        trials, lambda t: os.path.join(wav_folder, t.wav), split, save_folder, skip_missing
+        trials, lambda t: safe_join(wav_folder, t.wav, t.origin), split, save_folder, skip_missing
     )
+
+
+def audio_index(folder):
+    """``{file stem: path}`` of the audio files anywhere under ``folder``;
+    a stem found twice is an error (a list line could not say which)."""
+    index = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for file_name in sorted(filenames):
+            stem, extension = os.path.splitext(file_name)
+            if extension.lower() in AUDIO_EXTENSIONS:
+                path = os.path.join(dirpath, file_name)
+                if stem in index:
+                    raise ValueError(f"two audio files share the name {stem!r}: {index[stem]} and {path}")
+                index[stem] = path
+    return index
 
 
 def class_counts(split, trials, source):

@@ -14,7 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from conftest import REPO
-from lobes import detect
+from lobes.inference import cli as detect
 from lobes import release as release_cli
 from lobes.inference.detector import SpoofDetector
 from lobes.inference.release import (
