@@ -43,6 +43,8 @@ from lobes.fastpaths import BACKENDS
 from lobes.inference import AGGREGATIONS, SpoofDetector
 from lobes.precision import PRECISIONS
 from lobes.scores import atomic_write_text
+from lobes.serving import outputs as long_audio
+from lobes.serving.stdin_stream import STREAM_NAME, run_stream
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -96,12 +98,13 @@ def decision(score, threshold):
 
 
 def score_paths(detector, files, batch_size, window=None, hop=None, aggregation=None,
-                progress=True, num_workers=0):
+                progress=True, num_workers=0, results_out=None):
     """Scores ``files``; returns ``(scores, errors)`` as path -> score / message.
 
     Files are decoded in ``num_workers`` DataLoader workers, ``batch_size``
     at a time; one that cannot be read is recorded in ``errors`` and the
-    others are still scored.
+    others are still scored. ``results_out`` (a dict), when given, receives
+    path -> ``DetectionResult`` (window scores, for the timeline).
     """
     errors = {}
     results = detector.score_files(
@@ -109,6 +112,8 @@ def score_paths(detector, files, batch_size, window=None, hop=None, aggregation=
         num_workers=num_workers, progress=progress, errors=errors,
     )
     scores = {path: r.score for path, r in zip(files, results) if r is not None}
+    if results_out is not None:
+        results_out.update((path, r) for path, r in zip(files, results) if r is not None)
     return scores, errors
 
 
@@ -123,10 +128,10 @@ def shard(files, rank, world_size):
     return files[rank::world_size]
 
 
-def gather_results(scores, errors):
-    """Every rank's ``(scores, errors)`` merged (unchanged in one process)."""
+def gather_results(*parts):
+    """Every rank's ``(scores, errors, ...)`` dicts merged (unchanged in one process)."""
     return tuple(
-        dict(gather_unique(list(part.items()), key=lambda item: item[0])) for part in (scores, errors)
+        dict(gather_unique(list(part.items()), key=lambda item: item[0])) for part in parts
     )
 
 
@@ -179,12 +184,19 @@ def parse_args(argv=None):
                         help="under torchrun: gloo (CPU) or nccl (GPU); default from --device")
     parser.add_argument("--ssl-source", help="load the SSL from here instead of the recorded source")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    long_audio.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     """Runs the CLI; returns the exit code (0 ok, 1 some files failed, 2 nothing to do)."""
     args = parse_args(argv)
+    usage_error = long_audio.check_arguments(args)
+    if usage_error:
+        print(f"error: {usage_error}", file=sys.stderr)
+        return 2
+    if args.stream:
+        return _stream(args)
     files, missing = find_audio(args.paths)
     for path in missing:
         print(f"error: {path}: no such file or folder", file=sys.stderr)
@@ -205,18 +217,44 @@ def main(argv=None):
         except ValueError as err:  # an option the model or the hardware cannot run
             print(f"error: {err}", file=sys.stderr)
             return 2
+        results = {}
         scores, errors = score_paths(
             detector, shard(files, rank, n_ranks), args.batch_size, args.window, args.hop,
             args.aggregation, progress=not args.no_progress and rank == 0,
-            num_workers=args.num_workers,
+            num_workers=args.num_workers, results_out=results,
         )
-        merged = gather_results(scores, errors)
-        code = _report(args, files, missing, *merged) if rank == 0 else None
+        if not long_audio.wanted(args):
+            results = {}  # not gathered across ranks when not written
+        scores, errors, results = gather_results(scores, errors, results)
+        code = _report(args, files, missing, scores, errors) if rank == 0 else None
+        if rank == 0 and long_audio.wanted(args):
+            long_audio.write_outputs(args, files, results, args.model_dir,
+                                     long_audio.window_seconds(args, detector))
         # Rank 0's exit code on every rank, so torchrun reports one outcome.
         return ddp_broadcast(code, src=0)
     finally:
         if is_distributed_initialized():
             torch.distributed.destroy_process_group()
+
+
+def _stream(args):
+    """``PATH -`` with ``--stream``: scores stdin as it arrives (lobes.serving.stdin_stream)."""
+    _quiet_libraries()
+    try:
+        detector = SpoofDetector.from_output_folder(
+            args.model_dir, run_opts={"device": args.device}, ssl_source=args.ssl_source,
+            precision=args.precision, backend=args.backend,
+        )
+        result = run_stream(args, detector)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"stdin: {result.duration:.2f} s, {len(result.window_scores)} windows, "
+          f"score {result.score:.6f}", file=sys.stderr)
+    if long_audio.wanted(args):
+        long_audio.write_outputs(args, [STREAM_NAME], {STREAM_NAME: result}, args.model_dir,
+                                 long_audio.window_seconds(args, detector))
+    return 0
 
 
 def _init_distributed(args):

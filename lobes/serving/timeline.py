@@ -1,0 +1,144 @@
+"""A timeline of window scores per file: raw score, LLR and posterior.
+
+One row per scored window: ``file, start, end, score, llr, posterior``.
+``score`` is the raw bona fide logit of the window (what ``lobes.detect``
+aggregates into the per-file score); ``llr`` is the calibrated natural-log
+likelihood ratio (bona fide vs spoof) and ``posterior`` the probability of
+bona fide at ``prior``, both empty when the model folder has no
+``calibration.json`` (written by the recipe when it scores its dev set).
+
+``calibrate`` is the one place that turns raw window scores into LLRs and
+posteriors here, so that it can later be pointed at the detector's own
+calibrated outputs.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+
+import numpy as np
+from scipy.special import expit
+
+from lobes.calibration import CALIBRATION_FILE, Calibration
+from lobes.scores import atomic_write_text
+
+TIMELINE_FIELDS = ("file", "start", "end", "score", "llr", "posterior")
+TIMELINE_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+
+
+def load_calibration(model_dir):
+    """The ``Calibration`` in ``<model_dir>/calibration.json``, or None if absent.
+
+    A file that is not a calibration (missing or non-numeric ``a``, ``b``,
+    ``prior``, a slope that is not positive) is an error naming the file.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> _ = (folder / "calibration.json").write_text('{"a": 0.5, "b": 1.0, "prior": 0.6}')
+    >>> load_calibration(folder)
+    Calibration(a=0.5, b=1.0, prior=0.6)
+    >>> _ = (folder / "calibration.json").write_text('{"a": -1, "b": 0, "prior": 0.5}')
+    >>> load_calibration(folder)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../calibration.json: expected numbers a > 0, b and 0 < prior < 1, got {'a': -1, 'b': 0, 'prior': 0.5}
+    """
+    path = os.path.join(str(model_dir), CALIBRATION_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fin:
+            fields = json.load(fin)
+        a, b, prior = (float(fields[key]) for key in ("a", "b", "prior"))
+        valid = a > 0 and math.isfinite(a) and math.isfinite(b) and 0 < prior < 1
+    except (ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        shown = {k: fields.get(k) for k in ("a", "b", "prior")} if isinstance(fields, dict) else fields
+        raise ValueError(f"{path}: expected numbers a > 0, b and 0 < prior < 1, got {shown}")
+    return Calibration(a=a, b=b, prior=prior)
+
+
+def calibrate(scores, calibration, prior=0.5):
+    """``(llr, posterior)`` arrays of raw ``scores``: LLR = a s + b, posterior
+    of bona fide at ``prior`` = sigmoid(LLR + logit prior). Both None
+    without a calibration.
+
+    Example
+    -------
+    >>> llr, posterior = calibrate([0.0, 2.0], Calibration(a=1.0, b=-1.0, prior=0.5))
+    >>> llr.tolist(), posterior.round(3).tolist()
+    ([-1.0, 1.0], [0.269, 0.731])
+    """
+    if calibration is None:
+        return None, None
+    if not 0.0 < prior < 1.0:
+        raise ValueError(f"prior must lie in (0, 1), got {prior}")
+    llr = calibration.apply(scores)
+    return llr, expit(llr + math.log(prior / (1.0 - prior)))
+
+
+def window_rows(path, result, window_seconds, calibration=None, prior=0.5):
+    """Timeline rows (dicts of ``TIMELINE_FIELDS``) of one ``DetectionResult``.
+
+    A window ends ``window_seconds`` after its start, or at the end of the
+    file when the file is shorter (it was tiled to the window length).
+    """
+    scores = np.asarray(result.window_scores, dtype=np.float64)
+    llr, posterior = calibrate(scores, calibration, prior)
+    rows = []
+    for index, (start, score) in enumerate(zip(result.window_starts, scores)):
+        rows.append({
+            "file": str(path),
+            "start": float(start),
+            "end": float(min(start + window_seconds, result.duration)),
+            "score": float(score),
+            "llr": None if llr is None else float(llr[index]),
+            "posterior": None if posterior is None else float(posterior[index]),
+        })
+    return rows
+
+
+def format_row(row, form):
+    """One timeline row as a CSV line or a JSON line (newline included)."""
+    if form == "jsonl":
+        return json.dumps({key: _rounded(row[key]) for key in TIMELINE_FIELDS}) + "\n"
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(
+        "" if row[key] is None else _rounded(row[key]) for key in TIMELINE_FIELDS
+    )
+    return buffer.getvalue()
+
+
+def _rounded(value):
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def timeline_format(path):
+    """``"csv"`` or ``"jsonl"`` from the output's extension; anything else is an error."""
+    form = TIMELINE_FORMATS.get(os.path.splitext(str(path))[1].lower())
+    if form is None:
+        raise ValueError(
+            f"timeline file {path}: use a .csv or .jsonl extension (CSV or JSON Lines)"
+        )
+    return form
+
+
+def write_timeline(path, rows):
+    """Writes timeline rows to ``path`` (CSV with a header, or JSON Lines), atomically.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "t.csv"
+    >>> write_timeline(path, [{"file": "a.wav", "start": 0.0, "end": 4.0, "score": 1.5,
+    ...                        "llr": None, "posterior": None}])
+    >>> print(path.read_text(), end="")
+    file,start,end,score,llr,posterior
+    a.wav,0.0,4.0,1.5,,
+    """
+    form = timeline_format(path)
+    header = ",".join(TIMELINE_FIELDS) + "\n" if form == "csv" else ""
+    atomic_write_text(str(path), header + "".join(format_row(row, form) for row in rows))
