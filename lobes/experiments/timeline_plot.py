@@ -1,6 +1,6 @@
 """Picture of a timeline: window score and posterior against time, spoofed regions shaded.
 
-    python -m lobes.experiments.timeline_plot timeline.csv --rttm regions.rttm \
+    python -m lobes.timeline_plot timeline.csv --rttm regions.rttm \
         --out timeline.png [--file NAME] [--truth 6.0 10.0]
 
 Reads what ``python -m lobes.detect ... --timeline timeline.csv --rttm
@@ -9,7 +9,6 @@ a known spoofed span (for synthetic tests and demos).
 """
 
 import argparse
-import csv
 import sys
 
 import matplotlib
@@ -18,19 +17,7 @@ matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lobes.evaluation.rttm import file_id, read_rttm  # noqa: E402
-
-
-def read_timeline_csv(path):
-    """Rows of a timeline CSV as dicts (numbers as floats, empty as None)."""
-    rows = []
-    with open(path, newline="", encoding="utf-8") as fin:
-        for line_no, row in enumerate(csv.DictReader(fin), 2):
-            try:
-                rows.append({k: (v if k == "file" else (float(v) if v else None))
-                             for k, v in row.items()})
-            except ValueError:
-                raise ValueError(f"{path}:{line_no}: not a timeline row: {row}") from None
-    return rows
+from lobes.serving.timeline import read_timeline  # noqa: E402
 
 
 def timeline_figure(rows, regions, truth=None, title=None):
@@ -67,16 +54,16 @@ def timeline_figure(rows, regions, truth=None, title=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m lobes.experiments.timeline_plot",
+    parser = argparse.ArgumentParser(prog="python -m lobes.timeline_plot",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("timeline", help="timeline CSV written by lobes.detect --timeline")
+    parser.add_argument("timeline", help="timeline (.csv or .jsonl) written by lobes.detect --timeline")
     parser.add_argument("--rttm", help="spoofed regions written by lobes.detect --rttm")
     parser.add_argument("--file", help="which file of the timeline (default: the first)")
     parser.add_argument("--truth", nargs=2, type=float, metavar=("START", "END"))
     parser.add_argument("--title")
     parser.add_argument("--out", required=True, help="PNG to write")
     args = parser.parse_args(argv)
-    rows = read_timeline_csv(args.timeline)
+    rows = read_timeline(args.timeline)
     if not rows:
         raise SystemExit(f"error: {args.timeline} has no rows")
     name = args.file or rows[0]["file"]

@@ -142,3 +142,38 @@ def write_timeline(path, rows):
     form = timeline_format(path)
     header = ",".join(TIMELINE_FIELDS) + "\n" if form == "csv" else ""
     atomic_write_text(str(path), header + "".join(format_row(row, form) for row in rows))
+
+
+def read_timeline(path):
+    """Rows of a timeline file (CSV or JSON Lines, by extension) as dicts;
+    numbers as floats, empty LLR/posterior as None. Errors name the line.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "t.jsonl"
+    >>> row = {"file": "a.wav", "start": 0.0, "end": 4.0, "score": 1.5, "llr": None, "posterior": None}
+    >>> write_timeline(path, [row])
+    >>> read_timeline(path) == [row]
+    True
+    """
+    form = timeline_format(path)
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fin:
+        lines = csv.DictReader(fin) if form == "csv" else (json.loads(l) for l in fin if l.strip())
+        for line_no, row in enumerate(lines, 2 if form == "csv" else 1):
+            try:
+                rows.append({key: _field(key, row[key]) for key in TIMELINE_FIELDS})
+            except (KeyError, ValueError, TypeError):
+                raise ValueError(f"{path}:{line_no}: not a timeline row "
+                                 f"({', '.join(TIMELINE_FIELDS)}): {row}") from None
+    return rows
+
+
+def _field(key, value):
+    if key == "file":
+        return str(value)
+    if value is None or value == "":
+        if key in ("llr", "posterior"):
+            return None
+        raise ValueError(key)
+    return float(value)

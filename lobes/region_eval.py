@@ -1,0 +1,6 @@
+import sys
+
+from lobes.evaluation.region_metrics import main
+
+if __name__ == "__main__":
+    sys.exit(main())
