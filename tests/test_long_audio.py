@@ -223,10 +223,3 @@ def test_cli_streams_stdin_as_offline(trained, detector, spliced, tmp_path):
     whole = run_stream(args, detector, stream=io.BufferedReader(io.BytesIO(raw)), out=out)
     assert whole.duration == pytest.approx(16.0, abs=1e-3)
     assert len(out.getvalue().splitlines()) == len(whole.window_scores) + 1
-
-
-def test_cli_usage_errors(trained, spliced, tmp_path, capsys):
-    assert detect.main([str(trained), str(spliced), "--timeline", str(tmp_path / "t.txt")]) == 2
-    assert "use a .csv or .jsonl extension" in capsys.readouterr().err
-    assert detect.main([str(trained), str(spliced), "--stream"]) == 2
-    assert "give '-' as the only PATH" in capsys.readouterr().err

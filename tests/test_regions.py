@@ -1,10 +1,12 @@
 """Spoofed regions, RTTM files and region-level metrics (no model needed)."""
 
 import io
+import json
 
 import numpy as np
 import pytest
 
+from lobes import detect
 from lobes.evaluation.region_metrics import region_metrics
 from lobes.evaluation.rttm import format_rttm, read_rttm, write_rttm
 from lobes.serving.regions import center_spans, merge_regions, timeline_regions
@@ -93,3 +95,21 @@ def test_pcm_chunks_drop_an_incomplete_trailing_frame(capsys):
     assert [c.shape for c in chunks] == [(3, 2), (2, 2)]
     assert chunks[0][1, 0] == pytest.approx(2000 / 32768)
     assert "dropped its last 1 bytes" in capsys.readouterr().err
+
+
+def test_detect_usage_errors_before_the_model_loads(tmp_path, capsys):
+    model, audio = tmp_path / "model", tmp_path / "a.wav"
+    model.mkdir()
+    audio.write_bytes(b"")
+    assert detect.main([str(model), str(audio), "--timeline", str(tmp_path / "t.txt")]) == 2
+    assert "use a .csv or .jsonl extension" in capsys.readouterr().err
+    assert detect.main([str(model), str(audio), "--stream"]) == 2
+    assert "give '-' as the only PATH" in capsys.readouterr().err
+    assert detect.main([str(model), str(audio), "--rttm", str(tmp_path / "r.rttm")]) == 2
+    assert "has no calibration.json (posterior rule), so give a raw-score --threshold" in \
+        capsys.readouterr().err
+    (model / "calibration.json").write_text(json.dumps({"a": 0, "b": 1, "prior": 0.5}))
+    assert detect.main([str(model), str(audio), "--rttm", str(tmp_path / "r.rttm")]) == 2
+    assert "calibration.json: expected numbers a > 0" in capsys.readouterr().err
+    assert detect.main([str(model), str(audio), "--prior", "1.0"]) == 2
+    assert "--prior and --region-posterior must lie in (0, 1)" in capsys.readouterr().err

@@ -7,6 +7,7 @@ they add files next to it.
 
 import json
 import os
+import sys
 
 from lobes.data import SAMPLE_RATE
 from lobes.evaluation.rttm import file_id, write_rttm
@@ -55,6 +56,13 @@ def check_arguments(args):
         return "--min-duration and --merge-gap must be >= 0"
     if args.stream and args.paths != ["-"]:
         return "--stream reads standard input: give '-' as the only PATH"
+    if args.rttm and args.threshold is None:
+        try:
+            if load_calibration(args.model_dir) is None:
+                return (f"--rttm needs a decision rule: {args.model_dir} has no calibration.json "
+                        "(posterior rule), so give a raw-score --threshold")
+        except ValueError as err:
+            return str(err)
     return None
 
 
@@ -69,10 +77,22 @@ def window_seconds(args, detector):
 
 
 def write_outputs(args, files, results, model_dir, window):
-    """Writes ``--timeline``, ``--rttm`` and ``--json`` for the scored files.
+    """Writes ``--timeline``, ``--rttm`` and ``--json`` for the scored files;
+    returns 0, or 2 after printing the error when one cannot be written.
 
     ``results``: path -> ``DetectionResult`` (files that failed are absent).
+    Without a decision rule (no calibration, no ``--threshold``) the JSON's
+    regions are null.
     """
+    try:
+        _write_outputs(args, files, results, model_dir, window)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _write_outputs(args, files, results, model_dir, window):
     calibration = load_calibration(model_dir)
     rows = {path: window_rows(path, results[path], window, calibration, args.prior)
             for path in files if path in results}
@@ -82,8 +102,9 @@ def write_outputs(args, files, results, model_dir, window):
         return
     rule = {"threshold": args.threshold, "calibration": calibration, "prior": args.prior,
             "posterior": args.region_posterior}
+    decidable = args.threshold is not None or calibration is not None
     regions = {path: timeline_regions(file_rows, args.min_duration, args.merge_gap, **rule)
-               for path, file_rows in rows.items()}
+               if decidable else None for path, file_rows in rows.items()}
     if args.rttm:
         write_rttm(args.rttm, regions)
     if args.json_out:
@@ -92,7 +113,8 @@ def write_outputs(args, files, results, model_dir, window):
             "calibrated": calibration is not None,
             "region_rule": {
                 "decision": ("raw score < threshold" if args.threshold is not None
-                             else "posterior of bona fide < region_posterior"),
+                             else "posterior of bona fide < region_posterior" if decidable
+                             else None),
                 "threshold": args.threshold, "region_posterior": args.region_posterior,
                 "prior": args.prior, "min_duration": args.min_duration,
                 "merge_gap": args.merge_gap, "window": window,
@@ -100,7 +122,8 @@ def write_outputs(args, files, results, model_dir, window):
             "files": [
                 {"file": path, "file_id": file_id(path), "score": results[path].score,
                  "duration": results[path].duration,
-                 "regions": [{"start": round(s, 3), "end": round(e, 3)} for s, e in regions[path]]}
+                 "regions": None if regions[path] is None else
+                 [{"start": round(s, 3), "end": round(e, 3)} for s, e in regions[path]]}
                 for path in rows
             ],
         }
