@@ -113,3 +113,19 @@ def test_detect_usage_errors_before_the_model_loads(tmp_path, capsys):
     assert "calibration.json: expected numbers a > 0" in capsys.readouterr().err
     assert detect.main([str(model), str(audio), "--prior", "1.0"]) == 2
     assert "--prior and --region-posterior must lie in (0, 1)" in capsys.readouterr().err
+
+
+def test_partialspoof_segment_scores_to_rttm(tmp_path, capsys):
+    from lobes.serving.segment_rttm import main
+
+    scores = tmp_path / "eval_segments_160ms.txt"
+    scores.write_text("U1 0 2.0\nU1 1 -1.0\nU1 2 -3.0\nU1 3 1.0\nU1 4 -1.0\nU2 0 1.0\n")
+    out = tmp_path / "r.rttm"
+    assert main([str(scores), "--threshold", "0", "--out", str(out)]) == 0
+    assert read_rttm(out) == {"U1": [(0.16, 0.48), (0.64, 0.8)]}
+    assert main([str(scores), "--threshold", "0", "--merge-gap", "0.16", "--out", str(out)]) == 0
+    assert read_rttm(out) == {"U1": [(0.16, 0.8)]}
+    unnamed = tmp_path / "segments.txt"
+    unnamed.write_text(scores.read_text())
+    assert main([str(unnamed), "--threshold", "0", "--out", str(out)]) == 2
+    assert "give --resolution" in capsys.readouterr().err
