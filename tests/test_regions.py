@@ -129,3 +129,30 @@ def test_partialspoof_segment_scores_to_rttm(tmp_path, capsys):
     unnamed.write_text(scores.read_text())
     assert main([str(unnamed), "--threshold", "0", "--out", str(out)]) == 2
     assert "give --resolution" in capsys.readouterr().err
+
+
+def test_formats_soundfile_cannot_read_are_decoded_by_pyav(tmp_path):
+    import av
+    import torch
+
+    from lobes.serving.blockread import audio_length, iter_blocks, read_head
+    from lobes.serving.streaming import read_unless_long
+
+    path = tmp_path / "clip.m4a"
+    x = (0.2 * np.sin(2 * np.pi * 440 * np.arange(3 * 44100) / 44100)).astype(np.float32)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=44100)
+        stream.layout = "stereo"
+        frame = av.AudioFrame.from_ndarray(np.stack([x, x]), format="fltp", layout="stereo")
+        frame.sample_rate = 44100
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    whole = torch.cat(list(iter_blocks(path, block_seconds=0.5)))
+    # AAC adds priming and padding samples: about 3 s at 16 kHz, not exactly.
+    assert abs(whole.shape[0] - 48000) < 2000 and abs(audio_length(path) - 48000) < 2000
+    assert float(whole[16000:32000].abs().max()) == pytest.approx(0.2, abs=0.02)
+    assert torch.allclose(read_head(path, 8000), whole[:8000], atol=1e-6)
+    assert torch.equal(read_unless_long(path), whole)
+    (tmp_path / "junk.m4a").write_bytes(b"not audio at all")
+    with pytest.raises(RuntimeError, match="cannot read audio file .*junk.m4a"):
+        list(iter_blocks(tmp_path / "junk.m4a"))

@@ -126,8 +126,63 @@ def open_audio(path):
         raise RuntimeError(f"cannot read audio file {path}: {err}") from err
 
 
+def _pyav_source(path, block_seconds):
+    """``(rate, blocks)`` of a file that soundfile cannot read (AAC, Opus in
+    WebM, ...), decoded by PyAV (FFmpeg); blocks are (frames, channels)
+    float32 arrays of about ``block_seconds``. Errors name the file."""
+    import av
+
+    try:
+        container = av.open(str(path))
+        stream = container.streams.audio[0]
+    except (av.error.FFmpegError, IndexError, OSError) as err:
+        raise RuntimeError(f"cannot read audio file {path}: {err or 'no audio stream'}") from err
+    rate = stream.rate
+
+    def blocks():
+        # Planar float whatever the codec's own sample format.
+        converter = av.AudioResampler(format="fltp")
+        pending, held = [], 0
+        with container:
+            try:
+                for frame in container.decode(stream):
+                    for out in converter.resample(frame):
+                        pending.append(out.to_ndarray().T)
+                        held += pending[-1].shape[0]
+                    if held >= block_seconds * rate:
+                        yield np.concatenate(pending).astype(np.float32, copy=False)
+                        pending, held = [], 0
+            except av.error.FFmpegError as err:
+                raise RuntimeError(f"cannot decode audio file {path}: {err}") from err
+        if pending:
+            yield np.concatenate(pending).astype(np.float32, copy=False)
+
+    return rate, blocks()
+
+
+def _source(path, block_seconds):
+    """``(rate, blocks)``: soundfile blocks, or PyAV's when soundfile cannot open the file."""
+    try:
+        audio = open_audio(path)
+    except RuntimeError as sf_error:
+        try:
+            return _pyav_source(path, block_seconds)
+        except RuntimeError:
+            raise sf_error from None
+
+    def blocks():
+        with audio:
+            block_frames = max(1, int(block_seconds * audio.samplerate))
+            yield from audio.blocks(blocksize=block_frames, dtype="float32", always_2d=True)
+
+    return audio.samplerate, blocks()
+
+
 def audio_length(path, sample_rate=SAMPLE_RATE):
     """Number of samples of ``path`` once resampled to ``sample_rate`` (header only).
+
+    For a file that only PyAV reads, the container's stated duration
+    (approximate: codecs pad and prime).
 
     Example
     -------
@@ -136,12 +191,24 @@ def audio_length(path, sample_rate=SAMPLE_RATE):
     >>> audio_length(path)
     1600
     """
-    with open_audio(path) as audio:
-        return StreamResampler(audio.samplerate, sample_rate).output_length(audio.frames)
+    try:
+        with open_audio(path) as audio:
+            return StreamResampler(audio.samplerate, sample_rate).output_length(audio.frames)
+    except RuntimeError as sf_error:
+        import av
+
+        try:
+            with av.open(str(path)) as container:
+                return math.ceil(container.duration / av.time_base * sample_rate)
+        except (av.error.FFmpegError, OSError, TypeError):
+            raise sf_error from None
 
 
 def iter_blocks(path, sample_rate=SAMPLE_RATE, block_seconds=BLOCK_SECONDS, stop=None):
     """Yields mono float32 blocks of ``path`` at ``sample_rate``, in order.
+
+    soundfile reads the file; formats it cannot read (AAC/M4A, Opus in WebM,
+    ...) are decoded by PyAV.
 
     Concatenated, the blocks equal ``read_audio(path)`` (exactly at the
     model's rate, to float rounding when resampled). Only one block (plus a
@@ -158,20 +225,22 @@ def iter_blocks(path, sample_rate=SAMPLE_RATE, block_seconds=BLOCK_SECONDS, stop
     ([4784, 4800, 4800, 1600, 16], 0.3)
     """
     n_out = 0
-    with open_audio(path) as audio:
-        resampler = StreamResampler(audio.samplerate, sample_rate)
-        block_frames = max(1, int(block_seconds * audio.samplerate))
-        try:
-            for block in audio.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                out = resampler.push(mix_down(block))
-                if out.shape[0]:
-                    n_out += out.shape[0]
-                    yield out
-                if stop is not None and n_out >= stop:
-                    return
-            rest = resampler.flush()
-        except RuntimeError as err:
-            raise RuntimeError(f"cannot read audio file {path}: {err}") from err
+    rate, blocks = _source(path, block_seconds)
+    resampler = StreamResampler(rate, sample_rate)
+    try:
+        for block in blocks:
+            out = resampler.push(mix_down(block))
+            if out.shape[0]:
+                n_out += out.shape[0]
+                yield out
+            if stop is not None and n_out >= stop:
+                blocks.close()
+                return
+        rest = resampler.flush()
+    except RuntimeError as err:
+        if str(path) in str(err):  # already names the file
+            raise
+        raise RuntimeError(f"cannot read audio file {path}: {err}") from err
     if resampler.n_in == 0:
         raise ValueError(f"{path} holds no samples")
     if rest.shape[0]:

@@ -255,4 +255,7 @@ def read_unless_long(path, max_samples=None):
 
     if audio_length(path) > (WHOLE_FILE_SAMPLES if max_samples is None else max_samples):
         return None
-    return read_audio(path)
+    try:
+        return read_audio(path)
+    except RuntimeError:  # not soundfile's: decoded by PyAV, block by block
+        return torch.cat(list(iter_blocks(path)))
