@@ -23,6 +23,7 @@ a multi-depth run calibrates on its own dev scores) and written to
 
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass
 
@@ -161,6 +162,54 @@ def fit_calibration(records, prior=None, costs=ASVSPOOF5_COSTS):
     # change: scores that rank worse than chance on dev are not turned round.
     weights, bias = fit_logistic(scores[:, None], is_bonafide, prior, min_weight=MIN_SLOPE)
     return Calibration(a=float(weights[0]), b=bias, prior=prior)
+
+
+def read_calibration(model_dir):
+    """The ``Calibration`` in ``<model_dir>/calibration.json``, or None if absent.
+
+    A file that is not a calibration (missing or non-numeric ``a``, ``b``,
+    ``prior``, a slope that is not positive) is an error naming the file.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> _ = (folder / "calibration.json").write_text('{"a": 0.5, "b": 1.0, "prior": 0.6}')
+    >>> read_calibration(folder)
+    Calibration(a=0.5, b=1.0, prior=0.6)
+    >>> _ = (folder / "calibration.json").write_text('{"a": -1, "b": 0, "prior": 0.5}')
+    >>> read_calibration(folder)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../calibration.json: expected numbers a > 0, b and 0 < prior < 1, got {'a': -1, 'b': 0, 'prior': 0.5}
+    """
+    path = os.path.join(str(model_dir), CALIBRATION_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fin:
+            fields = json.load(fin)
+        a, b, prior = (float(fields[key]) for key in ("a", "b", "prior"))
+        valid = a > 0 and math.isfinite(a) and math.isfinite(b) and 0 < prior < 1
+    except (ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        shown = {k: fields.get(k) for k in ("a", "b", "prior")} if isinstance(fields, dict) else fields
+        raise ValueError(f"{path}: expected numbers a > 0, b and 0 < prior < 1, got {shown}")
+    return Calibration(a=a, b=b, prior=prior)
+
+
+def posterior(llr, prior):
+    """Posterior probability of bona fide given calibrated ``llr`` (scalar or
+    array) at a bona fide ``prior``: ``sigmoid(llr + logit(prior))``.
+
+    Example
+    -------
+    >>> round(float(posterior(0.0, 0.25)), 4), posterior(np.array([-50.0, 50.0]), 0.5).round(3).tolist()
+    (0.25, [0.0, 1.0])
+    """
+    if not 0.0 < prior < 1.0:
+        raise ValueError(f"prior must lie in (0, 1), got {prior}")
+    return expit(np.asarray(llr, dtype=np.float64) + math.log(prior / (1.0 - prior)))
 
 
 def calibrated_path(folder, name):

@@ -70,6 +70,8 @@ from lobes.inference.cli_options import (
 )
 from lobes.inference.file_listing import list_audio, shown
 from lobes.utils.output_lock import OutputLock, OutputLockedError
+from lobes.inference import timeline_outputs as long_audio
+from lobes.inference.stdin_stream import STREAM_NAME, run_stream
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -111,12 +113,13 @@ def decision(score, threshold):
 
 
 def score_paths(detector, files, batch_size, window=None, hop=None, aggregation=None,
-                progress=True, num_workers=0):
+                progress=True, num_workers=0, results_out=None):
     """Scores ``files``; returns ``(scores, errors)`` as path -> score / message.
 
     Files are decoded in ``num_workers`` DataLoader workers, ``batch_size``
     at a time; one that cannot be read is recorded in ``errors`` and the
-    others are still scored.
+    others are still scored. ``results_out`` (a dict), when given, receives
+    path -> ``DetectionResult`` (window scores, for the timeline).
     """
     errors = {}
     results = detector.score_files(
@@ -124,6 +127,8 @@ def score_paths(detector, files, batch_size, window=None, hop=None, aggregation=
         num_workers=num_workers, progress=progress, errors=errors,
     )
     scores = {path: r.score for path, r in zip(files, results) if r is not None}
+    if results_out is not None:
+        results_out.update((path, r) for path, r in zip(files, results) if r is not None)
     return scores, errors
 
 
@@ -138,10 +143,10 @@ def shard(files, rank, world_size):
     return files[rank::world_size]
 
 
-def gather_results(scores, errors):
-    """Every rank's ``(scores, errors)`` merged (unchanged in one process)."""
+def gather_results(*parts):
+    """Every rank's ``(scores, errors, ...)`` dicts merged (unchanged in one process)."""
     return tuple(
-        dict(gather_unique(list(part.items()), key=lambda item: item[0])) for part in (scores, errors)
+        dict(gather_unique(list(part.items()), key=lambda item: item[0])) for part in parts
     )
 
 
@@ -204,12 +209,19 @@ def parse_args(argv=None):
                         help="under torchrun: gloo (CPU) or nccl (GPU); default from --device")
     parser.add_argument("--ssl-source", help="load the SSL from here instead of the recorded source")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    long_audio.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     """Runs the CLI; returns the exit code (0 ok, 1 some files failed, 2 nothing to do)."""
     args = parse_args(argv)
+    usage_error = long_audio.check_arguments(args)
+    if usage_error:
+        print(f"error: {usage_error}", file=sys.stderr)
+        return 2
+    if args.stream:
+        return _stream(args)
     files, problems = find_audio(args.paths)
     for problem in problems:
         print(problem.message(), file=sys.stderr)
@@ -243,13 +255,19 @@ def main(argv=None):
         if locked_out:
             print(f"error: {locked_out}", file=sys.stderr)
             return 2
+        results = {}
         scores, errors = score_paths(
             detector, shard(files, rank, n_ranks), args.batch_size, args.window, args.hop,
             args.aggregation, progress=not args.no_progress and rank == 0,
-            num_workers=args.num_workers,
+            num_workers=args.num_workers, results_out=results,
         )
-        merged = gather_results(scores, errors)
-        code = _report(args, files, missing, *merged, outputs=detector.outputs) if rank == 0 else None
+        if not long_audio.wanted(args):
+            results = {}  # not gathered across ranks when not written
+        scores, errors, results = gather_results(scores, errors, results)
+        code = _report(args, files, missing, scores, errors, outputs=detector.outputs) if rank == 0 else None
+        if rank == 0 and long_audio.wanted(args):
+            code = long_audio.write_outputs(args, files, results, args.model_dir,
+                                            long_audio.window_seconds(args, detector)) or code
         # Rank 0's exit code on every rank, so torchrun reports one outcome.
         return ddp_broadcast(code, src=0)
     finally:
@@ -257,6 +275,23 @@ def main(argv=None):
             lock.release()
         if is_distributed_initialized():
             torch.distributed.destroy_process_group()
+
+
+def _stream(args):
+    """``PATH -`` with ``--stream``: scores stdin as it arrives (lobes.inference.stdin_stream)."""
+    _quiet_libraries()
+    try:
+        detector = _load_detector(args, args.device)
+        result = run_stream(args, detector)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"stdin: {result.duration:.2f} s, {len(result.window_scores)} windows, "
+          f"score {result.score:.6f}", file=sys.stderr)
+    if long_audio.wanted(args):
+        return long_audio.write_outputs(args, [STREAM_NAME], {STREAM_NAME: result},
+                                        args.model_dir, long_audio.window_seconds(args, detector))
+    return 0
 
 
 def _init_distributed(args):
@@ -298,7 +333,7 @@ def output_columns(args, scores, outputs):
         threshold = outputs.bayes_threshold if args.output == "llr" else 0.5
         rule = (f"bonafide if llr >= {outputs.bayes_threshold:.6f}, the Bayes threshold at bona "
                 f"fide prior {outputs.prior:.6f}")
-    header = f"# lobes.inference.cli --output {args.output}: PATH<TAB>{DESCRIPTIONS[args.output]}"
+    header = f"# lobes.detect --output {args.output}: PATH<TAB>{DESCRIPTIONS[args.output]}"
     if args.output == "prob":
         header += f" at prior {outputs.prior:.6f}"
     if threshold is not None:

@@ -41,6 +41,7 @@ import random
 import sys
 import warnings
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import soundfile as sf
@@ -55,6 +56,7 @@ from tqdm import tqdm
 from lobes.utils.run_folder import incomplete_checkpoint, rank_checkpoint
 from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile
 from lobes.dataio.audio_checks import check_finite
+from lobes.inference import streaming
 from lobes.inference.fastpaths import build_scorer
 from lobes.models.assembly import BranchSSL
 
@@ -509,10 +511,25 @@ class SpoofDetector(Pretrained):
         batch_size = batch_size or self.batch_size
         num_workers = self.num_workers if num_workers is None else int(num_workers)
         results = {}
+        # Bounded memory on long files (lobes.inference.streaming): without
+        # windows only the scored crop is decoded; with windows, files too
+        # long to decode whole (loader gives None) are scored block by block.
+        windowed = self._resolve_windows(window, hop, aggregation)[0] is not None
+        loader = streaming.read_unless_long if windowed else (
+            read_audio if self.crop_mode == "full"
+            else partial(streaming.read_scored_crop, n_samples=self.max_samples, mode=self.crop_mode))
         with tqdm(total=len(paths), unit="file", disable=not progress, file=sys.stderr) as bar:
-            for decoded in decoded_batches(paths, batch_size, num_workers):
+            for decoded in decoded_batches(paths, batch_size, num_workers, loader):
                 readable = []
                 for path, wav, error in decoded:
+                    if error is None and wav is None:
+                        try:
+                            results[path] = streaming.score_file_windows(
+                                self, path, window, hop, aggregation, batch_size)
+                        except (RuntimeError, ValueError) as err:
+                            error = err
+                        if error is None:
+                            continue
                     if error is None:
                         readable.append((path, wav))
                     elif errors is None:
@@ -523,6 +540,8 @@ class SpoofDetector(Pretrained):
                     scored = self.score_waveforms(
                         [wav for _, wav in readable], window, hop, aggregation, batch_size
                     )
+                    if not windowed:  # the crop's length is not the file's
+                        scored = [streaming.with_file_duration(r, p) for (p, _), r in zip(readable, scored)]
                     results.update(zip((path for path, _ in readable), scored))
                 bar.update(len(decoded))
         return [results.get(path) for path in paths]
@@ -536,8 +555,9 @@ class AudioFiles(torch.utils.data.Dataset):
     the others nor loses its name.
     """
 
-    def __init__(self, paths):
+    def __init__(self, paths, loader=None):
         self.paths = [str(p) for p in paths]
+        self.loader = loader or read_audio  # or one of lobes.inference.streaming's
 
     def __len__(self):
         return len(self.paths)
@@ -545,12 +565,12 @@ class AudioFiles(torch.utils.data.Dataset):
     def __getitem__(self, index):
         path = self.paths[index]
         try:
-            return path, read_audio(path), None
+            return path, self.loader(path), None
         except (RuntimeError, ValueError) as err:
             return path, None, err
 
 
-def decoded_batches(paths, batch_size, num_workers=0):
+def decoded_batches(paths, batch_size, num_workers=0, loader=None):
     """Lists of ``batch_size`` decoded ``AudioFiles`` items, in order.
 
     With ``num_workers > 0`` the files are decoded in worker processes
@@ -565,7 +585,7 @@ def decoded_batches(paths, batch_size, num_workers=0):
     [[('a.wav', torch.Size([800]), None)]]
     """
     loader = torch.utils.data.DataLoader(
-        AudioFiles(paths), batch_size=batch_size, num_workers=num_workers,
+        AudioFiles(paths, loader), batch_size=batch_size, num_workers=num_workers,
         collate_fn=list, persistent_workers=False,
     )
     return iter(loader)

@@ -12,7 +12,7 @@ threshold is the one actDCF is read at.
 import math
 from dataclasses import dataclass
 
-from lobes.evaluation.calibration import check_prior
+from lobes.evaluation.calibration import check_prior, posterior
 from lobes.evaluation.metrics import ASVSPOOF5_COSTS
 
 OUTPUTS = ("raw", "llr", "prob")
@@ -65,9 +65,7 @@ class CalibratedOutputs:
 
     def posterior(self, llr):
         """Probability of bona fide given ``llr`` at ``prior``."""
-        z = llr - self.bayes_threshold
-        # Written both ways so that neither overflows for large |z|.
-        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+        return float(posterior(llr, self.prior))
 
     def decision(self, llr, threshold=None):
         """``bonafide`` at or above the Bayes threshold (or ``threshold``)."""

@@ -39,7 +39,7 @@ from lobes.utils.files import atomic_write_text
 from lobes.inference.hub import resolve_release_source
 from lobes.inference.model_card import model_card
 from lobes.inference.model_spec import ModelSpec, build_modules, check_head_type
-from lobes.inference.run_loader import read_calibration
+from lobes.evaluation.calibration import read_calibration
 from lobes.models.ssl import SSL_CLASSES, SUPPORTED_MODEL_TYPES
 
 FORMAT = "lobes-countermeasure-release"

@@ -6,13 +6,11 @@ The folder's ``hyperparams.yaml`` is read for plain values only
 loaded into them. The result scores exactly as the recipe scored.
 """
 
-import json
 import os
 import re
 
 from lobes.models.branches import plan_branches
-from lobes.utils.run_folder import CALIBRATION_FILE
-from lobes.evaluation.calibration import Calibration
+from lobes.evaluation.calibration import read_calibration
 from lobes.inference.model_spec import ModelSpec, build_modules, check_head_type
 from lobes.inference.plain_yaml import IgnoredTag, read_plain_yaml
 
@@ -102,19 +100,6 @@ def run_spec(values, hparams_file, branch=None, ssl_source=None):
         selection_metric=_plain(values.get("selection_metric")) or "EER",
         **options,
     )
-
-
-def read_calibration(folder):
-    """The ``calibration.json`` of ``folder`` as a ``Calibration``, or None."""
-    path = os.path.join(str(folder), CALIBRATION_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as fin:
-            fields = json.load(fin)
-        return Calibration(a=float(fields["a"]), b=float(fields["b"]), prior=float(fields["prior"]))
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path} is not a calibration file (a, b, prior): {err}") from err
 
 
 def load_run_folder(detector_class, folder, overrides=None, ssl_source=None, run_opts=None,

@@ -278,7 +278,7 @@ def test_detect_takes_a_hub_id_offline_with_calibrated_output(release, eval_path
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     header, *lines = out.read_text().splitlines()
-    assert header.startswith("# lobes.inference.cli --output prob: PATH<TAB>posterior probability of bona fide")
+    assert header.startswith("# lobes.detect --output prob: PATH<TAB>posterior probability of bona fide")
     assert "Bayes threshold at bona fide prior 0.655172" in header
     local = SpoofDetector.from_pretrained(release[0]).score_files(eval_paths)
     assert [line.split("\t")[0] for line in lines] == eval_paths

@@ -20,7 +20,10 @@ LAYERS = {
     "testing": 6,
 }
 # Thin ``python -m lobes.<name>`` entry points may import any layer.
-ENTRY_POINTS = {"detect", "sweep", "fuse", "aggregate", "paper", "compare", "stats", "release"}
+ENTRY_POINTS = {
+    "detect", "sweep", "fuse", "aggregate", "paper", "compare", "stats", "release",
+    "region_eval", "segment_rttm", "timeline_plot",
+}
 
 
 def lobes_imports(path):
