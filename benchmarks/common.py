@@ -280,3 +280,27 @@ def progress_printer(stream=None):
         print(f"[{time.perf_counter() - start:6.0f} s] {message}", file=stream, flush=True)
 
     return progress
+
+
+def add_model_arguments(parser):
+    """The options every random-model speed script takes."""
+    parser.add_argument("--models", nargs="+", default=list(ARCHITECTURES),
+                        choices=list(ARCHITECTURES))
+    parser.add_argument("--sizes", nargs="+", default=["base", "large"], choices=list(SIZES))
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed batch-1 forwards (best kept); half as many batches")
+    parser.add_argument("--batch-size", type=int, default=8, help="throughput batch size")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    return parser
+
+
+def start_run(args, say_versions=True):
+    """Sets the thread count, quiets the libraries; returns a progress printer."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    quiet_libraries()
+    if say_versions:
+        print(f"torch {torch.__version__}, device {args.device}, "
+              f"{torch.get_num_threads()} CPU threads", flush=True)
+    return progress_printer()

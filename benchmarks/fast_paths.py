@@ -29,17 +29,15 @@ import numpy as np
 import torch
 
 from common import (
-    ARCHITECTURES,
-    SIZES,
     UTTERANCE_SAMPLES,
     PaperStyleEncoder,
     depth_of,
     forward_peak_bytes,
+    add_model_arguments,
     measure_encoder,
-    progress_printer,
-    quiet_libraries,
     remove_tree,
     save_random_model,
+    start_run,
     time_forward,
 )
 from lobes.metrics import compute_eer
@@ -260,15 +258,7 @@ def run_fast(args, folder, progress):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(ARCHITECTURES),
-                        choices=list(ARCHITECTURES))
-    parser.add_argument("--sizes", nargs="+", default=["base", "large"], choices=list(SIZES))
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="timed batch-1 forwards (best kept); half as many batches")
-    parser.add_argument("--batch-size", type=int, default=8, help="throughput batch size")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser = add_model_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("--fast-depths", default="base:4,large:6",
                         help="depth N per size, e.g. base:4,large:6")
     parser.add_argument("--paths", default=",".join(FAST_PATHS),
@@ -284,13 +274,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    quiet_libraries()
-    print(f"torch {torch.__version__}, device {args.device}, "
-          f"{torch.get_num_threads()} CPU threads", flush=True)
+    progress = start_run(args)
     with tempfile.TemporaryDirectory(prefix="lobes-fast-") as folder:
-        return run_fast(args, folder, progress_printer())
+        return run_fast(args, folder, progress)
 
 
 if __name__ == "__main__":

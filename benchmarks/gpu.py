@@ -48,7 +48,13 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from common import SAMPLE_RATE, UTTERANCE_SAMPLES, full_size_config, quiet_libraries  # noqa: E402
+from common import (  # noqa: E402
+    SAMPLE_RATE,
+    UTTERANCE_SAMPLES,
+    full_size_config,
+    progress_printer,
+    quiet_libraries,
+)
 from lobes.testing import save_random_ssl, tiny_ssl_config  # noqa: E402
 
 SETTINGS = {"base": (4, 12), "large": (6, 24)}  # size -> depths N
@@ -319,10 +325,7 @@ def main(argv=None):
         sys.exit("--device cuda: no CUDA device here; use --device cpu --quick to check the script")
     quiet_libraries()
     start = time.perf_counter()
-
-    def progress(message):
-        print(f"[{time.perf_counter() - start:6.0f} s] {message}", file=sys.stderr, flush=True)
-
+    progress = progress_printer()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     import transformers
 

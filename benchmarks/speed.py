@@ -60,15 +60,13 @@ from transformers.utils import logging as transformers_logging
 from common import (
     METRICS,
     UTTERANCE_SAMPLES,
-    ARCHITECTURES,
-    SIZES,
     PaperStyleEncoder,
+    add_model_arguments,
     depth_of,
     measure_encoder,
-    progress_printer,
-    quiet_libraries,
     remove_tree,
     save_random_model,
+    start_run,
 )
 from lobes.ssl import TruncatedSSLEncoder
 
@@ -311,17 +309,9 @@ def gap_summary(rows):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(ARCHITECTURES),
-                        choices=list(ARCHITECTURES))
-    parser.add_argument("--sizes", nargs="+", default=["base", "large"], choices=list(SIZES))
+    parser = add_model_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("--depths", default=",".join(map(str, DEFAULT_DEPTHS)),
                         help="comma-separated N; the full depth is always added")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="timed batch-1 forwards (best kept); half as many batches")
-    parser.add_argument("--batch-size", type=int, default=8, help="throughput batch size")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--csv", default="speed.csv", help="where to write the CSV")
     parser.add_argument("--from-csv", help="re-print the table and summary of a saved CSV")
     parser.add_argument("--markdown", action="store_true",
@@ -331,17 +321,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    quiet_libraries()
-    progress = progress_printer()
+    progress = start_run(args, say_versions=not args.from_csv)
     if args.from_csv:
         rows = read_csv(args.from_csv)
         print(format_markdown(rows) if args.markdown else format_table(rows))
         print(gap_summary(rows))
         return 0
-    print(f"torch {torch.__version__}, device {args.device}, "
-          f"{torch.get_num_threads()} CPU threads", flush=True)
     depths = [int(d) for d in args.depths.split(",") if d.strip()]
     rows = []
     with tempfile.TemporaryDirectory(prefix="lobes-speed-") as folder:
