@@ -230,6 +230,19 @@ def markdown(result):
     return "\n".join(lines)
 
 
+def readme_table(result):
+    """The root README's speed table, from the depth tables of one run."""
+    lines = ["| encoder | N | params | latency (1 thread) | speed-up vs full depth | MAC ratio "
+             "| speed-up / MAC ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for size, table in result.get("depth", {}).items():
+        full = table["depths"][-1]["n_layers"]
+        for d in table["depths"]:
+            n = f"{d['n_layers']} (full)" if d["n_layers"] == full else str(d["n_layers"])
+            lines.append(f"| wav2vec2-{size} | {n} | {d['params'] / 1e6:.1f} M | {d['ms']:.0f} ms "
+                         f"| {d['speedup']:.2f}x | {d['mac_limit']:.2f}x | {d['efficiency']:.2f} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["base", "large"], choices=["base", "large"])
@@ -244,6 +257,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--n-samples", type=int, default=UTTERANCE_SAMPLES)
     parser.add_argument("--out", help="folder for overhead.md and overhead.json")
+    parser.add_argument("--from-json", nargs="+",
+                        help="re-print the tables of saved overhead.json files (merged in order)")
     return parser.parse_args(argv)
 
 
@@ -251,6 +266,18 @@ def main(argv=None):
     import transformers
 
     args = parse_args(argv)
+    if args.from_json:
+        result = {}
+        for path in args.from_json:
+            with open(path, encoding="utf-8") as fin:
+                saved = json.load(fin)
+            for key, value in saved.items():
+                if isinstance(value, dict) and isinstance(result.get(key), dict):
+                    result[key].update(value)
+                else:
+                    result.setdefault(key, value)
+        print(markdown(result) + "\n\n" + readme_table(result))
+        return 0
     torch.set_num_threads(args.threads)
     quiet_libraries()
     progress = progress_printer()

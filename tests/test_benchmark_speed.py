@@ -172,3 +172,4 @@ def test_overhead_tables_on_a_tiny_model(tiny_models):
               "plain": {"tiny": plain}, "depth": {"tiny": depth}}
     text = overhead.markdown(result)
     assert "| LengthMaskedGroupNorm now |" in text and "| 4 | " in text
+    assert "| wav2vec2-tiny | 4 (full) |" in overhead.readme_table(result)
