@@ -230,8 +230,9 @@ def measure_encoder(encoder, device, repeats=3, batch_size=8, n_samples=UTTERANC
 def interleaved_times(calls, repeats, warmup=1):
     """Wall times (s) of each callable, ``repeats`` rounds interleaved.
 
-    Each round runs every callable once, in turn, so that load from other
-    processes falls on all of them alike; compare medians. Put the same
+    Each round runs every callable once, in turn (the order rotated by one
+    each round), so that load from other processes falls on all of them
+    alike; compare medians. Put the same
     callable in twice under two names as a control: their ratio must read
     1.00 (within the noise) for the other ratios to mean anything.
 
@@ -242,10 +243,14 @@ def interleaved_times(calls, repeats, warmup=1):
     (['a', 'b'], 3)
     """
     times = {name: [] for name in calls}
+    names = list(calls)
     for round_ in range(warmup + repeats):
-        for name, call in calls.items():
+        # Each round starts one row later: no row always follows the same
+        # one (what ran before changes caches and the allocator's state).
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
-            call()
+            calls[name]()
             if round_ >= warmup:
                 times[name].append(time.perf_counter() - start)
     return times
