@@ -227,12 +227,14 @@ def measure_encoder(encoder, device, repeats=3, batch_size=8, n_samples=UTTERANC
     return row
 
 
-def interleaved_times(calls, repeats, warmup=1):
+def interleaved_times(calls, repeats, warmup=1, clock=time.perf_counter):
     """Wall times (s) of each callable, ``repeats`` rounds interleaved.
 
     Each round runs every callable once, in turn (the order rotated by one
     each round), so that load from other processes falls on all of them
-    alike; compare medians. Put the same
+    alike; compare medians. ``clock=time.thread_time`` counts the CPU time
+    of this thread only: with one torch thread, that is all the work, and
+    time spent waiting while other processes hold the cores is left out. Put the same
     callable in twice under two names as a control: their ratio must read
     1.00 (within the noise) for the other ratios to mean anything.
 
@@ -249,10 +251,10 @@ def interleaved_times(calls, repeats, warmup=1):
         # one (what ran before changes caches and the allocator's state).
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
+            start = clock()
             calls[name]()
             if round_ >= warmup:
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
     return times
 
 
