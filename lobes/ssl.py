@@ -352,9 +352,12 @@ class TruncatedSSLEncoder(HFTransformersInterface):
             Relative frame lengths (B,).
         """
         wavs, sample_mask = self._prepare_input(wavs, wav_lens)
-        attention_mask = (
-            sample_mask.long() if self.use_attention_mask and wav_lens is not None else None
+        # A batch without padding needs no mask: skipping it keeps the
+        # transformer on its plain attention path (tracers always get it).
+        padded = wav_lens is not None and (
+            torch.compiler.is_compiling() or torch.jit.is_tracing() or not bool(sample_mask.all())
         )
+        attention_mask = sample_mask.long() if self.use_attention_mask and padded else None
         self._captured = []
         if self._first_cnn_norm is not None and wav_lens is not None:
             first_conv = self.model.feature_extractor.conv_layers[0].conv
