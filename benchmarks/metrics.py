@@ -23,7 +23,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from train import codec_grouping  # noqa: E402
 
 from lobes.evaluation.calibration import fit_calibration  # noqa: E402
-from lobes.evaluation.metrics import detection_metrics, metrics_by_groups, record_metrics  # noqa: E402
+from lobes.evaluation.metrics import (  # noqa: E402
+    detection_metrics,
+    metrics_by_groups,
+    record_metrics,
+)
 from lobes.evaluation.scores import ScoreRecord  # noqa: E402
 
 N_BONAFIDE, N_SPOOF = 138_688, 542_086  # ASVspoof 5 eval, track 1

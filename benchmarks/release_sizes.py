@@ -23,7 +23,12 @@ from speed import ARCHITECTURES, full_size_config  # noqa: E402
 
 from lobes.models.branches import HEAD_CLASSES  # noqa: E402
 from lobes.models.layer_sum import WeightedLayerSum  # noqa: E402
-from lobes.inference.release import DTYPES, parameter_count, write_encoder, write_fusion_head  # noqa: E402
+from lobes.inference.release import (  # noqa: E402
+    DTYPES,
+    parameter_count,
+    write_encoder,
+    write_fusion_head,
+)
 
 
 def encoder_at_depth(model_type, size, depth):

@@ -40,65 +40,37 @@ Quick look at one model::
 
     python benchmarks/speed.py --models wavlm --sizes base --depths 2,12 --repeats 2
 
-The foundation figures (EER time on 600k trials; parameters and CPU forward
-time of wav2vec2-base-size and WavLM-large-size encoders against the full
-model)::
-
-    python benchmarks/speed.py --foundation
+The other speed benchmarks share this one's helpers (``common.py``):
+``overhead.py`` (our encoder against a plain Hugging Face forward, the
+masked norm, speed-up against the MAC limit, with control rows),
+``fast_paths.py`` (precision and backend), ``foundation.py`` (the first
+figures) and ``gpu.py`` (training and scoring on a GPU).
 """
 
 import argparse
 import csv
-import json
 import os
 import sys
 import tempfile
-import time
-import warnings
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
-from torch.utils.flop_counter import FlopCounterMode
-from torch.multiprocessing.reductions import StorageWeakRef
-from transformers import (
-    AutoModel,
-    HubertConfig,
-    HubertModel,
-    Wav2Vec2Config,
-    Wav2Vec2FeatureExtractor,
-    Wav2Vec2Model,
-    WavLMConfig,
-    WavLMModel,
-)
 from transformers.utils import logging as transformers_logging
 
-from lobes.evaluation.metrics import compute_eer
+from common import (
+    METRICS,
+    UTTERANCE_SAMPLES,
+    PaperStyleEncoder,
+    add_model_arguments,
+    depth_of,
+    measure_encoder,
+    remove_tree,
+    save_random_model,
+    start_run,
+)
 from lobes.models.ssl import TruncatedSSLEncoder
 
-SAMPLE_RATE = 16000
-UTTERANCE_SAMPLES = 64600  # the paper's crop, about 4.04 s
-ARCHITECTURES = {
-    "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
-    "hubert": (HubertConfig, HubertModel),
-    "wavlm": (WavLMConfig, WavLMModel),
-}
-# The real sizes; the config classes' defaults are the base models.
-SIZES = {
-    "base": {},
-    "large": dict(
-        hidden_size=1024,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        intermediate_size=4096,
-        do_stable_layer_norm=True,
-        feat_extract_norm="layer",
-        conv_bias=True,
-    ),
-}
 DEFAULT_DEPTHS = (1, 2, 4, 6, 12, 24)
-METRICS = ("params", "gmac_per_s", "latency_ms", "utt_per_s", "rtf", "peak_mb")
 COLUMNS = (
     ("model", "model", "{}"),
     ("approach", "approach", "{}"),
@@ -110,195 +82,6 @@ COLUMNS = (
     ("rtf", "RTF", "{:.3f}"),
     ("peak_mb", "peak_MB", "{:.0f}"),
 )
-
-
-def full_size_config(model_type, size):
-    """Config of a real-size model (random weights), LayerDrop and masking off.
-
-    Example
-    -------
-    >>> config = full_size_config("wavlm", "large")
-    >>> config.num_hidden_layers, config.hidden_size, config.do_stable_layer_norm
-    (24, 1024, True)
-    """
-    config_class, _ = ARCHITECTURES[model_type]
-    return config_class(**SIZES[size], layerdrop=0.0, apply_spec_augment=False)
-
-
-def save_random_model(folder, model_type, size, seed=0):
-    """Saves a randomly initialised real-size model; returns its folder.
-
-    The folder is loaded by ``TruncatedSSLEncoder`` exactly like a
-    downloaded checkpoint, so the benchmark times the project's own
-    encoder, not a stand-in.
-    """
-    torch.manual_seed(seed)
-    config = full_size_config(model_type, size)
-    path = os.path.join(str(folder), f"{model_type}-{size}")
-    _, model_class = ARCHITECTURES[model_type]
-    model_class(config).save_pretrained(path)
-    large = size == "large"
-    Wav2Vec2FeatureExtractor(do_normalize=large, return_attention_mask=large).save_pretrained(path)
-    return path
-
-
-class PaperStyleEncoder(torch.nn.Module):
-    """The paper's approach: run every layer, then keep hidden states 1..N.
-
-    Arguments
-    ---------
-    source : str
-        Local folder of a saved wav2vec2 / HuBERT / WavLM model.
-    n_layers : int
-        Number of layers kept after the full forward.
-    """
-
-    def __init__(self, source, n_layers):
-        super().__init__()
-        # LayerDrop off, as in every measured encoder (eval mode skips it anyway).
-        self.model = AutoModel.from_pretrained(source, layerdrop=0.0).eval()
-        self.n_layers = n_layers
-
-    def forward(self, wavs):
-        """Stacked hidden states 1..N of the full model, (B, N, T, C)."""
-        out = self.model(wavs, output_hidden_states=True)
-        return torch.stack(out.hidden_states[1 : self.n_layers + 1], dim=1)
-
-
-def _depth_of(source):
-    with open(os.path.join(source, "config.json"), encoding="utf-8") as fin:
-        return int(json.load(fin)["num_hidden_layers"])
-
-
-class TensorMemoryTracker(TorchDispatchMode):
-    """Peak bytes of the tensors created inside the ``with`` block.
-
-    Every operator output whose storage is new (not a view or in-place
-    result of an input) is counted until its storage is freed. Weights and
-    inputs created before the block are not counted. This works on any
-    device; on CPU it is the only exact measure, as the process RSS also
-    holds allocator caches and freed-but-kept pages.
-
-    Example
-    -------
-    >>> with TensorMemoryTracker() as tracker:
-    ...     y = torch.ones(1000) * 2
-    ...     del y
-    ...     z = torch.ones(250)
-    >>> tracker.peak_bytes >= 8000, tracker.current_bytes
-    (True, 1000)
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._live = {}  # storage key -> (weak reference, bytes)
-        self.current_bytes = 0
-        self.peak_bytes = 0
-
-    def _forget_freed(self):
-        for key in [k for k, (ref, _) in self._live.items() if ref.expired()]:
-            self.current_bytes -= self._live.pop(key)[1]
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        self._forget_freed()
-        inputs = {
-            t.untyped_storage().data_ptr()
-            for t in tree_flatten((args, kwargs))[0]
-            if isinstance(t, torch.Tensor)
-        }
-        for tensor in tree_flatten(out)[0]:
-            if not isinstance(tensor, torch.Tensor):
-                continue
-            storage = tensor.untyped_storage()
-            key = storage.data_ptr()
-            if storage.nbytes() == 0 or key in inputs or key in self._live:
-                continue
-            self._live[key] = (StorageWeakRef(storage), storage.nbytes())
-            self.current_bytes += storage.nbytes()
-        self.peak_bytes = max(self.peak_bytes, self.current_bytes)
-        return out
-
-
-def count_macs(encoder, wavs):
-    """Multiply-accumulates of one forward (matmuls, convolutions, attention).
-
-    ``FlopCounterMode`` counts a multiply-add as 2 FLOPs. It runs under
-    ``no_grad`` (it fails on weight-normed convolutions in inference mode).
-    """
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        encoder(wavs)
-    return counter.get_total_flops() // 2
-
-
-def forward_peak_bytes(encoder, wavs):
-    """Peak bytes allocated by one forward above what existed before it."""
-    if wavs.device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        with torch.no_grad():
-            encoder(wavs)
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before
-    with torch.no_grad(), TensorMemoryTracker() as tracker:
-        encoder(wavs)
-    return tracker.peak_bytes
-
-
-def time_forward(encoder, wavs, repeats, warmup=1):
-    """Best wall time (s) of ``repeats`` forwards after ``warmup`` ones.
-
-    The minimum, not the median: on a shared machine other processes only
-    ever add time (and stall multi-threaded kernels), so the fastest repeat
-    is the closest to the encoder's own cost.
-    """
-    times = []
-    for i in range(warmup + repeats):
-        _sync(wavs.device)
-        start = time.perf_counter()
-        with torch.no_grad():
-            encoder(wavs)
-        _sync(wavs.device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def measure_encoder(encoder, device, repeats=3, batch_size=8, n_samples=UTTERANCE_SAMPLES,
-                    full=True):
-    """All metrics of one encoder; ``full=False`` measures params and latency only.
-
-    Returns a dict with the keys of ``METRICS`` (missing ones are None).
-    """
-    encoder = encoder.to(device).eval()
-    seconds = n_samples / SAMPLE_RATE
-    generator = torch.Generator().manual_seed(0)
-    one = torch.randn(1, n_samples, generator=generator).to(device)
-    latency = time_forward(encoder, one, repeats)
-    row = {
-        "params": sum(p.numel() for p in encoder.parameters()),
-        "latency_ms": 1000 * latency,
-        "rtf": latency / seconds,
-        "gmac_per_s": None,
-        "utt_per_s": None,
-        "peak_mb": None,
-    }
-    if full:
-        row["gmac_per_s"] = count_macs(encoder, one) / seconds / 1e9
-        batch = torch.randn(batch_size, n_samples, generator=generator).to(device)
-        # One repeat of a batch is already batch_size utterances of work.
-        row["utt_per_s"] = batch_size / time_forward(
-            encoder, batch, max(1, repeats // 2), warmup=0
-        )
-        weight_bytes = sum(p.numel() * p.element_size() for p in encoder.parameters())
-        row["peak_mb"] = (weight_bytes + forward_peak_bytes(encoder, one)) / 2**20
-    return row
 
 
 def add_ratios(rows):
@@ -372,7 +155,7 @@ def benchmark_source(source, depths, device="cpu", repeats=3, batch_size=8,
     [('truncated', 1), ('truncated', 2), ('paper', 2)]
     """
     label = label or os.path.basename(os.path.normpath(source))
-    depth = _depth_of(source)
+    depth = depth_of(source)
     depths = sorted({d for d in depths if 1 <= d <= depth} | {depth})
     device = torch.device(device)
     progress = progress or (lambda message: None)
@@ -525,343 +308,28 @@ def gap_summary(rows):
     return "\n".join(lines)
 
 
-def time_eer(n_trials=600_000, bonafide_fraction=0.1, seed=0, repeats=3):
-    """Best-of-``repeats`` time (s) of ``compute_eer`` on random scores.
-
-    Example
-    -------
-    >>> seconds, eer = time_eer(n_trials=1000, repeats=1)
-    >>> 0.0 <= eer <= 1.0
-    True
-    """
-    rng = np.random.default_rng(seed)
-    n_bonafide = int(n_trials * bonafide_fraction)
-    bonafide = rng.normal(1.0, 1.0, n_bonafide)
-    spoof = rng.normal(-1.0, 1.0, n_trials - n_bonafide)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        eer, _ = compute_eer(bonafide, spoof)
-        best = min(best, time.perf_counter() - start)
-    return best, eer
-
-
-def run_foundation(folder, repeats, device, progress):
-    """The foundation issue's figures: EER time, params and 4 s forward time."""
-    seconds, eer = time_eer()
-    print(f"EER on 600,000 random trials (60,000 bona fide): {seconds * 1000:.1f} ms "
-          f"(best of 3; EER {100 * eer:.2f} %)", flush=True)
-    rows = []
-    for model_type, size, depths in (("wav2vec2", "base", (2, 4, 6, 12)),
-                                      ("wavlm", "large", (2, 4, 6, 12, 24))):
-        progress(f"building random {model_type}-{size}")
-        source = save_random_model(folder, model_type, size)
-        model_rows = benchmark_source(source, depths, device=device, repeats=repeats,
-                                      n_samples=4 * SAMPLE_RATE, full=False, progress=progress)
-        rows += model_rows
-        _remove_tree(source)
-    print("\nparameters and forward time on 4 s of audio (batch 1, "
-          f"{device}), ratios to the full model:")
-    header = f"{'model':<16} {'N':>3} {'params(M)':>10} {'/full':>6} {'forward_ms':>11} {'/full':>6}"
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        name = row["model"] if row["approach"] == "truncated" else row["model"] + " paper"
-        print(f"{name:<16} {row['n_layers']:>3} {row['params'] / 1e6:>10.1f} "
-              f"{row['params/full']:>6.2f} {row['latency_ms']:>11.0f} {row['latency_ms/full']:>6.2f}")
-    return rows
-
-
-# ---------------------------------------------------------------------------
-# Precision and backend rows (issue 15)
-# ---------------------------------------------------------------------------
-
-FAST_PATHS = ("fp32/eager", "bf16/eager", "int8/eager", "fp32/compile", "bf16/compile",
-              "fp32/onnx", "int8/onnx")
-FAST_METRICS = ("latency_ms", "utt_per_s", "peak_mb")
-EER_FLAG_POINTS = 0.1  # a path whose EER moves more than this is flagged, never a default
-
-
-def _scoring_graph(source, n_layers):
-    """Truncated encoder + fusion + FFN head, as ``SpoofDetector`` scores."""
-    from lobes.models.heads import FFNHead
-    from lobes.inference.detector import ScoringGraph
-    from lobes.models.ssl import LayerwiseSSL
-
-    torch.manual_seed(0)
-    ssl = LayerwiseSSL(source, n_layers=n_layers)
-    return ScoringGraph(ssl, FFNHead(ssl.output_size)).eval()
-
-
-def measure_path(source, n_layers, path, device="cpu", repeats=3, batch_size=8,
-                 n_samples=UTTERANCE_SAMPLES):
-    """Latency (batch 1), throughput (``batch_size``) and peak memory of one fast path.
-
-    ``path`` is ``"<precision>/<backend>"``. Compilation and export happen
-    in the warm-up, outside the timings. Returns a row dict; a path the
-    hardware cannot run (bf16 without native support) is returned with
-    ``note`` set and no timings instead of timing its fp32 fallback.
-    """
-    from lobes.inference.fastpaths import build_scorer
-    from lobes.models.precision import PrecisionFallbackWarning
-
-    precision, backend = path.split("/")
-    row = {"approach": path, "n_layers": n_layers, "note": ""}
-    generator = torch.Generator().manual_seed(0)
-    one = torch.randn(1, n_samples, generator=generator).to(device)
-    batch = torch.randn(batch_size, n_samples, generator=generator).to(device)
-    timings = {}
-    for name, wavs in (("one", one), ("batch", batch)):
-        graph = _scoring_graph(source, n_layers).to(device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PrecisionFallbackWarning)
-            try:
-                scorer = build_scorer(graph, precision, backend, device, batch_size=wavs.shape[0])
-            except PrecisionFallbackWarning as warning:
-                return {**row, "note": f"not run: {warning}".split(";")[0]}
-        lens = torch.ones(wavs.shape[0])
-        forward = lambda w, s=scorer, l=lens: s(w, l)  # noqa: E731
-        timings[name] = time_forward(forward, wavs, repeats if name == "one" else max(1, repeats // 2))
-        if name == "one":
-            weight_bytes = sum(p.numel() * p.element_size() for p in graph.parameters())
-            row["peak_mb"] = None if backend == "onnx" else (
-                weight_bytes + forward_peak_bytes(forward, one)) / 2**20
-    row["latency_ms"] = 1000 * timings["one"]
-    row["utt_per_s"] = batch_size / timings["batch"]
-    return row
-
-
-def benchmark_fast_paths(source, n_layers, paths=FAST_PATHS, device="cpu", repeats=3,
-                         batch_size=8, n_samples=UTTERANCE_SAMPLES, label=None, progress=None):
-    """Rows for the full-depth fp32 model, the paper-style forward and each path at N.
-
-    Ratios ``<metric>/full`` and ``<metric>/paper`` are against the first two.
-
-    Example
-    -------
-    >>> from lobes.testing.tiny_models import save_tiny_ssl
-    >>> source = save_tiny_ssl(getfixture("tmp_path"), "wavlm", n_layers=2)
-    >>> rows = benchmark_fast_paths(source, 1, ["int8/eager"], repeats=1, batch_size=2,
-    ...                             n_samples=8000)
-    >>> [(r["approach"], r["n_layers"]) for r in rows]
-    [('full fp32', 2), ('paper', 2), ('int8/eager', 1)]
-    """
-    label = label or os.path.basename(os.path.normpath(source))
-    progress = progress or (lambda message: None)
-    depth = _depth_of(source)
-    progress(f"{label}: full depth {depth}, fp32")
-    full = {**measure_path(source, depth, "fp32/eager", device, repeats, batch_size, n_samples),
-            "approach": "full fp32"}
-    progress(f"{label}: paper-style (all {depth} layers, then slice)")
-    paper = {"approach": "paper", "n_layers": depth, "note": "",
-             **{k: v for k, v in measure_encoder(PaperStyleEncoder(source, 1), device, repeats,
-                                                 batch_size, n_samples).items()
-                if k in FAST_METRICS}}
-    rows = [full, paper]
-    for path in paths:
-        progress(f"{label}: N={n_layers} {path}")
-        rows.append(measure_path(source, n_layers, path, device, repeats, batch_size, n_samples))
-    for row in rows:
-        row["model"] = label
-        for metric in FAST_METRICS:
-            for name, ref in (("full", full), ("paper", paper)):
-                value, base = row.get(metric), ref.get(metric)
-                row[f"{metric}/{name}"] = None if value is None or not base else value / base
-    return rows
-
-
-def score_fidelity(model_dir, files, labels, paths=FAST_PATHS, emulate_bf16=False, progress=None):
-    """Score fidelity of each fast path against fp32 eager on a trained model.
-
-    Arguments
-    ---------
-    model_dir : str
-        A recipe output folder (``SpoofDetector.from_output_folder``).
-    files, labels : list
-        Audio files and their labels (1 = bona fide, 0 = spoof).
-    emulate_bf16 : bool
-        Run bf16 even on hardware without native bf16 (slow, but the
-        numbers are the same as on hardware with it).
-
-    Returns
-    -------
-    dict
-        path -> ``{"max_abs_diff", "pearson", "eer", "eer_change_points", "flagged"}``
-        (``eer`` in %, the fp32 row included as ``"fp32/eager"``).
-    """
-    import lobes.models.precision as precision_module
-    from lobes.inference.detector import SpoofDetector
-
-    progress = progress or (lambda message: None)
-    native = precision_module.cpu_has_native_bf16
-    if emulate_bf16:
-        precision_module.cpu_has_native_bf16 = lambda: True
-    labels = np.asarray(labels)
-    scores = {}
-    try:
-        for path in dict.fromkeys(("fp32/eager", *paths)):
-            progress(f"fidelity: {path}")
-            precision, backend = path.split("/")
-            detector = SpoofDetector.from_output_folder(
-                model_dir, run_opts={"device": "cpu"}, precision=precision, backend=backend)
-            scores[path] = np.array([r.score for r in detector.score_files(files)])
-    finally:
-        precision_module.cpu_has_native_bf16 = native
-    reference = scores["fp32/eager"]
-    eer_of = lambda s: 100 * compute_eer(s[labels == 1], s[labels == 0])[0]  # noqa: E731
-    reference_eer = eer_of(reference)
-    fidelity = {}
-    for path, values in scores.items():
-        change = eer_of(values) - reference_eer
-        fidelity[path] = {
-            "max_abs_diff": float(np.abs(values - reference).max()),
-            "pearson": float(np.corrcoef(values, reference)[0, 1]),
-            "eer": eer_of(values),
-            "eer_change_points": change,
-            "flagged": abs(change) > EER_FLAG_POINTS,
-        }
-    return fidelity
-
-
-def format_fast_table(rows, fidelity=None):
-    """Markdown table of the precision/backend rows, with fidelity columns."""
-    fidelity = fidelity or {}
-    lines = [
-        "| model | path | N | latency ms (x full, x paper) | utt/s at batch 8 (x full, x paper) "
-        "| peak MB (x full) | max abs score diff | Pearson | EER change (points) | note |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    fmt = lambda v, f: "-" if v is None else f.format(v)  # noqa: E731
-    for r in rows:
-        fid = fidelity.get(r["approach"], {})
-        flag = " **flagged**" if fid.get("flagged") else ""
-        latency = (f"{fmt(r.get('latency_ms'), '{:.0f}')} ({fmt(r.get('latency_ms/full'), '{:.2f}')}, "
-                   f"{fmt(r.get('latency_ms/paper'), '{:.2f}')})")
-        speedup = (f"{fmt(r.get('utt_per_s'), '{:.2f}')} ({fmt(r.get('utt_per_s/full'), '{:.2f}')}x, "
-                   f"{fmt(r.get('utt_per_s/paper'), '{:.2f}')}x)")
-        memory = f"{fmt(r.get('peak_mb'), '{:.0f}')} ({fmt(r.get('peak_mb/full'), '{:.2f}')})"
-        lines.append(
-            f"| {r['model']} | {r['approach']} | {r['n_layers']} | {latency} | {speedup} | {memory} "
-            f"| {fmt(fid.get('max_abs_diff'), '{:.1e}')} | {fmt(fid.get('pearson'), '{:.5f}')} "
-            f"| {fmt(fid.get('eer_change_points'), '{:+.2f}')}{flag} | {r.get('note', '')} |"
-        )
-    return "\n".join(lines)
-
-
-def _remove_tree(path):
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _quiet_libraries():
-    """Silences per-model progress bars and logs so the progress lines stay readable."""
-    import logging
-
-    transformers_logging.disable_progress_bar()
-    logging.getLogger("speechbrain.integrations.huggingface.huggingface").setLevel(logging.ERROR)
-
-
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(ARCHITECTURES),
-                        choices=list(ARCHITECTURES))
-    parser.add_argument("--sizes", nargs="+", default=["base", "large"], choices=list(SIZES))
+    parser = add_model_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("--depths", default=",".join(map(str, DEFAULT_DEPTHS)),
                         help="comma-separated N; the full depth is always added")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="timed batch-1 forwards (best kept); half as many batches")
-    parser.add_argument("--batch-size", type=int, default=8, help="throughput batch size")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--csv", default="speed.csv", help="where to write the CSV")
     parser.add_argument("--from-csv", help="re-print the table and summary of a saved CSV")
     parser.add_argument("--markdown", action="store_true",
                         help="with --from-csv: print a Markdown table instead")
-    parser.add_argument("--foundation", action="store_true",
-                        help="print the foundation issue's figures instead")
-    parser.add_argument("--fast", action="store_true",
-                        help="precision/backend rows at --fast-depths instead of the depth sweep")
-    parser.add_argument("--fast-depths", default="base:4,large:6",
-                        help="depth N per size for --fast, e.g. base:4,large:6")
-    parser.add_argument("--paths", default=",".join(FAST_PATHS),
-                        help="comma-separated <precision>/<backend> paths for --fast")
-    parser.add_argument("--fidelity-run",
-                        help="trained recipe output folder (e.g. demo.py's <workdir>/run) whose "
-                             "eval manifest is scored by every path for the fidelity columns")
-    parser.add_argument("--fidelity-json",
-                        help="fidelity saved by an earlier --fidelity-run (its 'fidelity' key)")
-    parser.add_argument("--json", help="with --fast: also write rows and fidelity here")
     return parser.parse_args(argv)
-
-
-def eval_files_and_labels(run_folder):
-    """Files and labels (1 = bona fide) of a recipe run's eval manifest."""
-    with open(os.path.join(run_folder, "manifests", "eval.csv"), newline="", encoding="utf-8") as fin:
-        rows = list(csv.DictReader(fin))
-    return [r["wav"] for r in rows], [int(r["label"] == "bonafide") for r in rows]
-
-
-def run_fast(args, folder, progress):
-    """The precision/backend table (and fidelity on a trained run) of issue 15."""
-    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    depths = dict(item.split(":") for item in args.fast_depths.split(","))
-    fidelity = None
-    if args.fidelity_json:
-        with open(args.fidelity_json, encoding="utf-8") as fin:
-            fidelity = json.load(fin)["fidelity"]
-    elif args.fidelity_run:
-        files, labels = eval_files_and_labels(args.fidelity_run)
-        fidelity = score_fidelity(args.fidelity_run, files, labels, paths, emulate_bf16=True,
-                                  progress=progress)
-        print(f"\nscore fidelity on {len(files)} eval trials of {args.fidelity_run} "
-              f"(bf16 emulated where the CPU lacks it):")
-        for path, fid in fidelity.items():
-            print(f"  {path:<14} max |diff| {fid['max_abs_diff']:.2e}  Pearson {fid['pearson']:.6f}  "
-                  f"EER {fid['eer']:.2f} % ({fid['eer_change_points']:+.2f} points)"
-                  + ("  FLAGGED" if fid["flagged"] else ""), flush=True)
-    rows = []
-    for size in args.sizes:
-        for model_type in args.models:
-            progress(f"building random {model_type}-{size}")
-            source = save_random_model(folder, model_type, size)
-            rows += benchmark_fast_paths(source, int(depths[size]), paths, args.device,
-                                         args.repeats, args.batch_size, progress=progress)
-            _remove_tree(source)
-    print(f"\n4.04 s utterance, batch 1 latency, throughput at batch {args.batch_size}, "
-          f"{args.device}, {torch.get_num_threads()} threads:")
-    print(format_fast_table(rows, fidelity))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fout:
-            json.dump({"rows": rows, "fidelity": fidelity}, fout, indent=1)
-    return 0
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    _quiet_libraries()
-    start = time.perf_counter()
-
-    def progress(message):
-        print(f"[{time.perf_counter() - start:6.0f} s] {message}", file=sys.stderr, flush=True)
-
+    progress = start_run(args, say_versions=not args.from_csv)
     if args.from_csv:
         rows = read_csv(args.from_csv)
         print(format_markdown(rows) if args.markdown else format_table(rows))
         print(gap_summary(rows))
         return 0
-    print(f"torch {torch.__version__}, device {args.device}, "
-          f"{torch.get_num_threads()} CPU threads", flush=True)
+    depths = [int(d) for d in args.depths.split(",") if d.strip()]
+    rows = []
     with tempfile.TemporaryDirectory(prefix="lobes-speed-") as folder:
-        if args.foundation:
-            run_foundation(folder, args.repeats, args.device, progress)
-            return 0
-        if args.fast:
-            return run_fast(args, folder, progress)
-        depths = [int(d) for d in args.depths.split(",") if d.strip()]
-        rows = []
         for size in args.sizes:
             for model_type in args.models:
                 progress(f"building random {model_type}-{size}")
@@ -869,7 +337,7 @@ def main(argv=None):
                 rows += benchmark_source(source, depths, device=args.device,
                                          repeats=args.repeats, batch_size=args.batch_size,
                                          progress=progress)
-                _remove_tree(source)
+                remove_tree(source)
     print(f"\n4.04 s utterance ({UTTERANCE_SAMPLES} samples), batch 1 latency, "
           f"throughput at batch {args.batch_size}, {args.device}:")
     print(format_table(rows))

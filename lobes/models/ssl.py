@@ -78,8 +78,51 @@ class LengthMaskedGroupNorm(nn.GroupNorm):
         """Normalises (B, C, T) with statistics over ``t < lengths[b]``."""
         if self.lengths is None:
             return super().forward(x)
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            # torch.compile / torch.export (ONNX): no data-dependent slicing.
+            return self._masked_traceable(x)
+        lengths = self.lengths.tolist()  # one device sync for the batch
+        n_frames = x.shape[-1]
+        if min(lengths) >= n_frames:  # nothing padded: the plain kernel
+            return super().forward(x)
         # Statistics over thousands of frames: in fp32 even under bf16/fp16
         # autocast (as nn.GroupNorm does internally), output in x's dtype.
+        dtype, x = x.dtype, x.float()
+        stats = [self._real_frame_moments(x[b, :, : min(n, n_frames)]) for b, n in enumerate(lengths)]
+        mean = torch.stack([m for m, _ in stats])
+        scale = torch.rsqrt(torch.stack([v for _, v in stats]) + self.eps)
+        if self.affine:
+            scale = scale * self.weight
+        shift = -mean * scale
+        if self.affine:
+            shift = shift + self.bias
+        # One fused pass writes the output: x * scale + shift, per (b, c).
+        return torch.addcmul(shift[..., None], x, scale[..., None]).to(dtype)
+
+    @staticmethod
+    def _real_frame_moments(frames, chunk=2048):
+        """Per-channel mean and variance of a (C, L) view, without copying it.
+
+        Two read-only passes (the mean, then squares centred on it, a
+        cache-sized chunk at a time): as exact as the textbook two-pass
+        formula, at about the cost of nn.GroupNorm's own statistics. A single
+        sum/sum-of-squares pass would cancel catastrophically for channels
+        whose mean is large against their spread; torch.var_mean (Welford)
+        costs ten times more on CPU, so it serves other devices only.
+        """
+        if frames.device.type != "cpu":  # GPUs run Welford fast, in one kernel
+            var, mean = torch.var_mean(frames, dim=-1, correction=0)
+            return mean, var
+        n = frames.shape[-1]
+        mean = frames.sum(dim=-1) / n
+        squares = torch.zeros_like(mean)
+        for start in range(0, n, chunk):
+            centred = frames[:, start : start + chunk] - mean[:, None]
+            squares += torch.linalg.vector_norm(centred, dim=-1).square()
+        return mean, squares / n
+
+    def _masked_traceable(self, x):
+        """The same statistics with a length mask (shape-static, for tracers)."""
         dtype, x = x.dtype, x.float()
         valid = torch.arange(x.shape[-1], device=x.device)[None, :] < self.lengths[:, None]
         valid = valid[:, None, :].to(x.dtype)
@@ -87,7 +130,9 @@ class LengthMaskedGroupNorm(nn.GroupNorm):
         mean = (x * valid).sum(dim=-1, keepdim=True) / count
         var = ((x - mean).pow(2) * valid).sum(dim=-1, keepdim=True) / count
         normed = (x - mean) / torch.sqrt(var + self.eps)
-        return (normed * self.weight[None, :, None] + self.bias[None, :, None]).to(dtype)
+        if self.affine:
+            normed = normed * self.weight[None, :, None] + self.bias[None, :, None]
+        return normed.to(dtype)
 
 
 class TruncatedSSLEncoder(HFTransformersInterface):
@@ -314,9 +359,12 @@ class TruncatedSSLEncoder(HFTransformersInterface):
             Relative frame lengths (B,).
         """
         wavs, sample_mask = self._prepare_input(wavs, wav_lens)
-        attention_mask = (
-            sample_mask.long() if self.use_attention_mask and wav_lens is not None else None
+        # A batch without padding needs no mask: skipping it keeps the
+        # transformer on its plain attention path (tracers always get it).
+        padded = wav_lens is not None and (
+            torch.compiler.is_compiling() or torch.jit.is_tracing() or not bool(sample_mask.all())
         )
+        attention_mask = sample_mask.long() if self.use_attention_mask and padded else None
         self._captured = []
         if self._first_cnn_norm is not None and wav_lens is not None:
             first_conv = self.model.feature_extractor.conv_layers[0].conv

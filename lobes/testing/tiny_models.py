@@ -60,22 +60,39 @@ def save_tiny_ssl(
     >>> sorted(os.listdir(path))
     ['config.json', 'model.safetensors', 'preprocessor_config.json']
     """
-    import torch
-
-    _, model_class = TINY_MODELS[model_type]
     form = "large" if stable_layer_norm else "base"
     name = f"tiny-{model_type}-{form}-{n_layers}l-{hidden_size}d-{conv_channels}c"
+    config = tiny_ssl_config(model_type, stable_layer_norm, n_layers, hidden_size, conv_channels)
+    return save_random_ssl(folder, name, config, seed)
+
+
+def save_random_ssl(folder, name, config, seed=0):
+    """Saves a randomly initialised model of ``config`` (any size) as
+    ``folder/name``, with the feature-extractor config a downloaded one has
+    (inputs normalised for LayerNorm-CNN "large" models); returns its path.
+    An existing save is reused. Benchmarks build real-size models with it.
+
+    Example
+    -------
+    >>> config = tiny_ssl_config("hubert", stable_layer_norm=False, n_layers=1)
+    >>> path = save_random_ssl(getfixture("tmp_path"), "one-layer", config)
+    >>> os.path.basename(path), os.path.isfile(os.path.join(path, "model.safetensors"))
+    ('one-layer', True)
+    """
+    import torch
+
     path = os.path.join(str(folder), name)
     if os.path.isfile(os.path.join(path, "model.safetensors")):
         return path
+    _, model_class = TINY_MODELS[config.model_type]
     torch.manual_seed(seed)
-    config = tiny_ssl_config(model_type, stable_layer_norm, n_layers, hidden_size, conv_channels)
     model_class(config).save_pretrained(path)
+    normalise = config.feat_extract_norm == "layer"
     Wav2Vec2FeatureExtractor(
         feature_size=1,
         sampling_rate=16000,
         padding_value=0.0,
-        do_normalize=stable_layer_norm,
-        return_attention_mask=stable_layer_norm,
+        do_normalize=normalise,
+        return_attention_mask=normalise,
     ).save_pretrained(path)
     return path

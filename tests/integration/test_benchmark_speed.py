@@ -1,16 +1,21 @@
-"""The speed benchmark's bookkeeping on a tiny model (never its timings)."""
+"""The speed benchmarks' bookkeeping on a tiny model (never their timings)."""
 
 import csv
-import importlib.util
 import os
+import sys
 
 import pytest
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SPEC = importlib.util.spec_from_file_location("speed", os.path.join(REPO, "benchmarks", "speed.py"))
-speed = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(speed)
+# The benchmark scripts import their shared helpers as ``common``, as they
+# do when run as ``python benchmarks/<script>.py``.
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import common  # noqa: E402
+import fast_paths  # noqa: E402
+import foundation  # noqa: E402
+import overhead  # noqa: E402
+import speed  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +66,12 @@ def test_macs_match_a_hand_count():
     # Conv1d(3->4, kernel 5) over 6 samples gives 2 frames of 4*3*5 MACs;
     # the linear layer then does 8*6.
     model = torch.nn.Sequential(torch.nn.Conv1d(3, 4, 5), torch.nn.Flatten(1), torch.nn.Linear(8, 6))
-    assert speed.count_macs(model, torch.randn(1, 3, 6)) == 2 * 4 * 3 * 5 + 8 * 6
+    assert common.count_macs(model, torch.randn(1, 3, 6)) == 2 * 4 * 3 * 5 + 8 * 6
 
 
 def test_memory_tracker_counts_new_tensors_not_views():
     weight = torch.ones(1000)
-    with speed.TensorMemoryTracker() as tracker:
+    with common.TensorMemoryTracker() as tracker:
         view = weight[:500]  # a view: no new memory
         double = weight * 2  # 4,000 new bytes
         del double
@@ -117,7 +122,54 @@ def test_csv_round_trip_and_gap_summary(rows, tmp_path):
 
 
 def test_eer_timer_runs_the_project_eer():
-    seconds, eer = speed.time_eer(n_trials=2000, repeats=1)
+    seconds, eer = foundation.time_eer(n_trials=2000, repeats=1)
     assert seconds > 0
     # Scores drawn from N(1,1) vs N(-1,1): EER near Phi(-1) = 0.159.
     assert 0.11 < eer < 0.21
+
+
+def test_fast_paths_rows_on_a_tiny_model(tiny_models):
+    source = tiny_models[("wavlm", False)]
+    rows = fast_paths.benchmark_fast_paths(source, 1, ["int8/eager"], repeats=1, batch_size=2,
+                                           n_samples=8000)
+    assert [(r["approach"], r["n_layers"]) for r in rows] == [
+        ("full fp32", 4), ("paper", 4), ("int8/eager", 1)]
+    assert rows[0]["latency_ms/full"] == 1.0 and rows[2]["latency_ms"] > 0
+    assert "| int8/eager | 1 |" in fast_paths.format_fast_table(rows)
+
+
+def test_interleaved_times_run_every_call_each_round():
+    calls = []
+    times = common.interleaved_times({"a": lambda: calls.append("a"),
+                                      "b": lambda: calls.append("b")}, repeats=2, warmup=1)
+    assert calls == ["a", "b", "b", "a", "a", "b"]  # the order rotates each round
+    assert len(times["a"]) == len(times["b"]) == 2
+
+
+def test_timed_table_adds_rounds_until_the_control_reads_one():
+    rows, rounds = overhead.timed_table({"ref": lambda: None, "other": lambda: None}, "ref",
+                                        repeats=2, tolerance=-1, max_attempts=3)
+    # A tolerance no control can meet: every attempt runs, then it stops.
+    assert rounds == 6
+    assert [r["name"] for r in rows] == ["ref", "other", "ref" + overhead.CONTROL]
+    assert rows[0]["x_ref"] == 1.0
+
+
+def test_overhead_tables_on_a_tiny_model(tiny_models):
+    source = tiny_models[("wav2vec2", False)]  # 4 layers, GroupNorm CNN
+    quiet = lambda message: None  # noqa: E731
+    depth = overhead.depth_table(source, [1, 2, 9], 1, 10, 1, quiet, 8000)
+    assert [d["n_layers"] for d in depth["depths"]] == [1, 2, 4]
+    full = depth["depths"][-1]
+    assert full["speedup"] == 1.0 and full["mac_limit"] == 1.0
+    assert depth["depths"][0]["mac_limit"] > depth["depths"][1]["mac_limit"] > 1
+    assert depth["frontend"]["cnn_gmac"] > 0 and depth["frontend"]["layer_gmac"] > 0
+    plain = overhead.plain_table(source, 1, 10, 1, quiet, 8000)
+    names = [r["name"] for r in plain["rows"]]
+    assert names[0].startswith("HF Wav2Vec2Model forward") and names[-1].endswith(overhead.CONTROL)
+    norm = overhead.norm_table(1, 10, 1, quiet, channels=4, frames=50)
+    result = {"torch": "t", "transformers": "x", "threads": 1, "seconds": 0.5, "norm": norm,
+              "plain": {"tiny": plain}, "depth": {"tiny": depth}}
+    text = overhead.markdown(result)
+    assert "| LengthMaskedGroupNorm now |" in text and "| 4 | " in text
+    assert "| wav2vec2-tiny | 4 (full) |" in overhead.readme_table(result)

@@ -1,6 +1,6 @@
 """bf16 / int8 / compiled / ONNX scoring paths on tiny models: tolerances, refusals, fallbacks.
 
-Timings are never tested here (see benchmarks/speed.py --fast).
+Timings are never tested here (see benchmarks/fast_paths.py).
 """
 
 import copy
