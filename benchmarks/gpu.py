@@ -25,7 +25,7 @@ the decoding rows are skipped, with a note, without it. A row that fails
 records its error in the table and the run goes on.
 
 ``--device cpu --quick`` runs every code path in seconds on tiny models
-(tests/test_benchmark_gpu.py), so the script does not rot between GPU runs.
+(tests/integration/test_benchmark_gpu.py), so the script does not rot between GPU runs.
 
 Examples
 --------

@@ -6,6 +6,7 @@ import os
 import soundfile as sf
 import speechbrain as sb
 import torch
+import torchaudio
 
 from lobes.augment import build_augmenter
 from lobes.dataio.audio_checks import NonFiniteAudioError, check_finite, scan_files
@@ -18,11 +19,13 @@ logger = logging.getLogger(__name__)
 CROP_MODES = ("first", "random", "full")
 
 
-def load_audio(path, sample_rate=SAMPLE_RATE):
+def load_audio(path, sample_rate=SAMPLE_RATE, resample=False):
     """Reads a mono waveform as a float tensor, checking the sample rate.
 
     Multi-channel files are mixed down. Errors name the file; NaN or
-    infinite samples are one (``NonFiniteAudioError``).
+    infinite samples are one (``NonFiniteAudioError``). Another sample rate
+    is an error (datasets are 16 kHz), or, with ``resample=True`` (scoring
+    any file), resampled with ``torchaudio.functional.resample``.
 
     Example
     -------
@@ -36,12 +39,15 @@ def load_audio(path, sample_rate=SAMPLE_RATE):
         data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises several types for bad files
         raise RuntimeError(f"cannot read audio file {path}: {err}") from err
-    if file_rate != sample_rate:
+    if file_rate != sample_rate and not resample:
         raise ValueError(f"{path} is sampled at {file_rate} Hz; expected {sample_rate} Hz")
     if data.shape[0] == 0:
         raise ValueError(f"{path} holds no samples")
-    check_finite(data, path)
-    return torch.from_numpy(data.mean(axis=1))
+    check_finite(data, path)  # a NaN file would train or score NaN
+    wav = torch.from_numpy(data.mean(axis=1))
+    if file_rate != sample_rate:
+        wav = torchaudio.functional.resample(wav, file_rate, sample_rate)
+    return wav
 
 
 def crop_or_tile(wav, n_samples, mode="first", generator=None):

@@ -22,8 +22,7 @@ import sys
 
 import numpy as np
 
-from lobes.utils.run_folder import DEV_SET
-from lobes.evaluation.calibration import calibrated_path
+from lobes.utils.run_folder import DEV_SET, SCORES_DIR, results_path, score_path
 from lobes.evaluation.bootstrap import DEFAULT_REPLICATES, DEFAULT_SEED, paired_comparison
 from lobes.evaluation.score_stats import LABELS, interval_text, read_speakers
 from lobes.evaluation.score_fusion import FusionError, align_records, scored_sets
@@ -54,17 +53,17 @@ def score_files(system, set_name=None, calibrated=False):
         return {os.path.basename(system): system}
     if not os.path.isdir(system):
         raise ValueError(f"{system}: no such score file or run folder")
-    if os.path.isfile(os.path.join(system, "results.json")):
+    if os.path.isfile(results_path(system)):
         names = scored_sets(system)
     else:
-        folder = os.path.join(system, "scores")
+        folder = os.path.join(system, SCORES_DIR)
         names = sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".txt")
                        and not f.endswith(".calibrated.txt")) if os.path.isdir(folder) else []
     if set_name is not None:
         names = [n for n in names if n == set_name]
     else:
         names = [n for n in names if n != DEV_SET]
-    paths = {n: calibrated_path(system, n) if calibrated else os.path.join(system, "scores", f"{n}.txt")
+    paths = {n: score_path(system, n, calibrated=calibrated)
              for n in names}
     if not paths:
         wanted = f"set {set_name!r}" if set_name else "test set"

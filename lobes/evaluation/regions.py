@@ -12,7 +12,7 @@ model (PartialSpoof, 20 ms frames) goes through the same merge with
 Edges are therefore placed to within half a hop of where the windows'
 decisions change; where a window half covers a spliced region, its decision
 depends on the model, so the documented tolerance of a region's edge is
-half a window plus half a hop (tests/test_long_audio.py).
+half a window plus half a hop (tests/integration/test_long_audio.py).
 """
 
 import numpy as np

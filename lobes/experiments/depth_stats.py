@@ -33,6 +33,7 @@ from lobes.evaluation.bootstrap import (
 )
 from lobes.evaluation.score_fusion import FusionError, align_records
 from lobes.evaluation.scores import read_scores
+from lobes.utils.run_folder import score_path
 
 DEFAULT_MARGIN = 0.5
 SIGNIFICANCE = 0.05
@@ -40,7 +41,7 @@ SIGNIFICANCE = 0.05
 
 def run_score_file(record, test_set):
     """``scores/<set>.txt`` beside a run's ``results.json``."""
-    return os.path.join(os.path.dirname(record["path"]), "scores", f"{test_set}.txt")
+    return score_path(os.path.dirname(record["path"]), test_set)
 
 
 def _cell_runs(records):

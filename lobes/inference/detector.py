@@ -44,9 +44,8 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-import soundfile as sf
+import soundfile as sf  # noqa: F401  (doctests write files with it)
 import torch
-import torchaudio
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.checkpoints import Checkpointer
@@ -54,8 +53,7 @@ from speechbrain.utils.data_utils import batch_pad_right
 from tqdm import tqdm
 
 from lobes.utils.run_folder import incomplete_checkpoint, rank_checkpoint
-from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile
-from lobes.dataio.audio_checks import check_finite
+from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile, load_audio
 from lobes.inference import streaming
 from lobes.inference.fastpaths import build_scorer
 from lobes.models.assembly import BranchSSL
@@ -114,19 +112,7 @@ def read_audio(path, sample_rate=SAMPLE_RATE):
     >>> wav.shape, round(float(wav[4000]), 4)
     (torch.Size([16000]), 0.3)
     """
-    try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # soundfile raises several types for bad files
-        raise RuntimeError(f"cannot read audio file {path}: {err}") from err
-    if data.shape[0] == 0:
-        raise ValueError(f"{path} holds no samples")
-    check_finite(data, path)  # a NaN file would score NaN and be called spoof
-    # Same mix-down as lobes.dataio.dataset.load_audio, so 16 kHz files give the
-    # recipe's exact samples.
-    wav = torch.from_numpy(data.mean(axis=1))
-    if file_rate != sample_rate:
-        wav = torchaudio.functional.resample(wav, file_rate, sample_rate)
-    return wav
+    return load_audio(path, sample_rate, resample=True)
 
 
 def window_starts(n_samples, window, hop):

@@ -32,7 +32,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from transformers import Wav2Vec2FeatureExtractor
 
-from lobes.utils.run_folder import CALIBRATION_FILE, DEV_SET
+from lobes.utils.run_folder import CALIBRATION_FILE, DEV_SET, HPARAMS_FILE, results_path
 from lobes.dataio.dataset import SAMPLE_RATE
 from lobes.models.layer_sum import WeightedLayerSum
 from lobes.utils.files import atomic_write_text
@@ -290,7 +290,7 @@ def _write_json(path, value):
 
 
 def _read_results(run_folder):
-    path = os.path.join(str(run_folder), "results.json")
+    path = results_path(str(run_folder))
     if not os.path.isfile(path):
         return {}
     with open(path, encoding="utf-8") as fin:
@@ -336,7 +336,7 @@ def is_release_source(source):
             return json.load(fin).get("format") == FORMAT
     except (ValueError, UnicodeDecodeError, AttributeError):
         # Not this format's config: a release if nothing says it is a run folder.
-        return not os.path.isfile(os.path.join(source, "hyperparams.yaml"))
+        return not os.path.isfile(os.path.join(source, HPARAMS_FILE))
 
 
 def _check_weights(path, expected):

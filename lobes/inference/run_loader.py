@@ -13,8 +13,8 @@ from lobes.models.branches import plan_branches
 from lobes.evaluation.calibration import read_calibration
 from lobes.inference.model_spec import ModelSpec, build_modules, check_head_type
 from lobes.inference.plain_yaml import IgnoredTag, read_plain_yaml
+from lobes.utils.run_folder import HPARAMS_FILE, SAVE_DIR
 
-HPARAMS_FILE = "hyperparams.yaml"
 # ``LayerwiseSSL`` keyword arguments a recipe may set on its ``ssl:`` entry.
 SSL_OPTIONS = ("include_cnn_output", "fusion_norm", "normalize_waveform", "use_attention_mask", "freeze")
 # Entries of the ``head:`` mapping that are not head options.
@@ -130,7 +130,7 @@ def load_run_folder(detector_class, folder, overrides=None, ssl_source=None, run
     spec = run_spec(values, hparams_file, branch, ssl_source)
     modules = build_modules(spec)
     stored = modules if branch is None else {"fusion": modules["ssl"].fusion, "head": modules["head"]}
-    selected = load_checkpoint(stored, os.path.join(folder, "save"), spec.selection_metric)
+    selected = load_checkpoint(stored, os.path.join(folder, SAVE_DIR), spec.selection_metric)
     detector = detector_class(modules, spec.detector_hparams(), run_opts=run_opts, **detector_kwargs)
     detector.checkpoint = selected
     detector.model_spec = spec

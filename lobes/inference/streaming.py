@@ -22,7 +22,7 @@ first sample arrived (the window must be complete), plus the compute time
 of one forward; with a hop shorter than the window a new score arrives every
 hop. ``benchmarks/long_audio.py`` measures both.
 
-Example (tests/test_long_audio.py runs this on a trained model)::
+Example (tests/integration/test_long_audio.py runs this on a trained model)::
 
     scorer = StreamScorer(detector, window=4.0, hop=1.0, sample_rate=48000, channels=2)
     for chunk in microphone_chunks():          # float32 arrays, (frames, 2)

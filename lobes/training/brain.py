@@ -45,6 +45,7 @@ from lobes.evaluation.metrics import compute_eer, record_metrics
 from lobes.evaluation.scores import ScoreRecord, write_scores
 from lobes.utils.files import atomic_write_text
 from lobes.utils.run_folder import (
+    SAVE_DIR,
     discard_incomplete_checkpoints,
     rank_checkpoint,
     read_results,
@@ -154,7 +155,7 @@ class SpoofBrain(sb.Brain):
                 self.modules[f"branch{index}"] = model
             self.branch_models[name] = model
             self.branch_checkpointers[name] = sb.utils.checkpoints.Checkpointer(
-                os.path.join(self.branch_folder(name), "save"),
+                os.path.join(self.branch_folder(name), SAVE_DIR),
                 recoverables={
                     "fusion": self.ssl.fusions[name],
                     "head": self.modules.head[name],
