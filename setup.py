@@ -37,7 +37,8 @@ setup(
         # backend="onnx" of SpoofDetector / python -m lobes.detect (lobes.inference.fastpaths).
         "onnx": ONNX,
         # The tests cover the ONNX backend too.
-        "test": ["pytest>=8", *ONNX],
+        # pytest-xdist: the suite runs on two workers (one test file each at a time).
+        "test": ["pytest>=8", "pytest-xdist>=3", *ONNX],
     },
     entry_points={"console_scripts": ["lobes-detect = lobes.detect:main",
                                       "lobes-release = lobes.release:main"]},

@@ -28,9 +28,11 @@ class NonFiniteAudioError(ValueError):
     """Audio holding NaN or infinite samples; the message names the file."""
 
 
-def check_finite(data, path, where=""):
+def check_finite(data, path, where="", offset=0):
     """Raises ``NonFiniteAudioError`` naming ``path`` (after ``where``, e.g.
     a protocol ``file:line``) when ``data`` holds NaN or inf samples.
+    ``offset``: the file sample at which ``data`` starts (block-by-block
+    reading), so that the first bad sample is named in file samples.
 
     Example
     -------
@@ -45,7 +47,8 @@ def check_finite(data, path, where=""):
         return
     bad = np.flatnonzero(~finite.reshape(finite.shape[0], -1).all(axis=1))
     raise NonFiniteAudioError(
-        f"{where}{path} holds {bad.size} non-finite samples (NaN or inf), first at sample {bad[0]}"
+        f"{where}{path} holds {bad.size} non-finite samples (NaN or inf)"
+        f"{' in the block read from sample ' + str(offset) if offset else ''}, first at sample {bad[0] + offset}"
     )
 
 

@@ -23,6 +23,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from lobes.dataio.audio_checks import check_finite
 from lobes.dataio.dataset import SAMPLE_RATE
 
 BLOCK_SECONDS = 10.0
@@ -229,6 +230,8 @@ def iter_blocks(path, sample_rate=SAMPLE_RATE, block_seconds=BLOCK_SECONDS, stop
     resampler = StreamResampler(rate, sample_rate)
     try:
         for block in blocks:
+            # A NaN file would score NaN and be called spoof: an error naming it.
+            check_finite(block, path, offset=resampler.n_in)
             out = resampler.push(mix_down(block))
             if out.shape[0]:
                 n_out += out.shape[0]

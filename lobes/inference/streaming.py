@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from lobes.dataio.audio_checks import check_finite
 from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile
 from lobes.inference.blockread import StreamResampler, audio_length, iter_blocks, read_head
 
@@ -142,6 +143,7 @@ class StreamScorer:
                 "open one StreamScorer per sample rate"
             )
         chunk = _check_chunk(chunk, self.channels)
+        check_finite(chunk, "the stream", offset=self.resampler.n_in)  # never a NaN score
         return self._add(self.resampler.push(torch.from_numpy(chunk.mean(axis=1))))
 
     def _add(self, samples):

@@ -13,7 +13,7 @@ from lobes.dataio.dataset import SAMPLE_RATE
 from lobes.evaluation.rttm import file_id, write_rttm
 from lobes.utils.files import atomic_write_text
 from lobes.evaluation.regions import timeline_regions
-from lobes.evaluation.calibration import read_calibration
+from lobes.evaluation.calibration import check_prior, read_calibration
 from lobes.evaluation.metrics import ASVSPOOF5_COSTS
 from lobes.evaluation.timeline import timeline_format, window_rows, write_timeline
 
@@ -57,8 +57,10 @@ def check_arguments(args):
             timeline_format(args.timeline)
         except ValueError as err:
             return str(err)
-    if args.prior is not None and not 0.0 < args.prior < 1.0:
-        return "--prior must lie in (0, 1)"
+    try:
+        check_prior(args.prior, option="--prior")
+    except ValueError as err:
+        return str(err)
     if not 0.0 < args.region_posterior < 1.0:
         return "--region-posterior must lie in (0, 1)"
     if args.min_duration < 0 or args.merge_gap < 0:

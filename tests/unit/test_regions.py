@@ -112,7 +112,7 @@ def test_detect_usage_errors_before_the_model_loads(tmp_path, capsys):
     assert detect.main([str(model), str(audio), "--rttm", str(tmp_path / "r.rttm")]) == 2
     assert "calibration.json: expected numbers a > 0" in capsys.readouterr().err
     assert detect.main([str(model), str(audio), "--prior", "1.0"]) == 2
-    assert "--prior must lie in (0, 1)" in capsys.readouterr().err
+    assert "--prior must be null (the cost model's effective prior) or a bona fide prior in (0, 1)" in capsys.readouterr().err
 
 
 def test_partialspoof_segment_scores_to_rttm(tmp_path, capsys):
