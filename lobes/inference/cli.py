@@ -266,8 +266,7 @@ def main(argv=None):
         scores, errors, results = gather_results(scores, errors, results)
         code = _report(args, files, missing, scores, errors, outputs=detector.outputs) if rank == 0 else None
         if rank == 0 and long_audio.wanted(args):
-            code = long_audio.write_outputs(args, files, results, args.model_dir,
-                                            long_audio.window_seconds(args, detector)) or code
+            code = long_audio.write_outputs(args, files, results, detector) or code
         # Rank 0's exit code on every rank, so torchrun reports one outcome.
         return ddp_broadcast(code, src=0)
     finally:
@@ -289,8 +288,7 @@ def _stream(args):
     print(f"stdin: {result.duration:.2f} s, {len(result.window_scores)} windows, "
           f"score {result.score:.6f}", file=sys.stderr)
     if long_audio.wanted(args):
-        return long_audio.write_outputs(args, [STREAM_NAME], {STREAM_NAME: result},
-                                        args.model_dir, long_audio.window_seconds(args, detector))
+        return long_audio.write_outputs(args, [STREAM_NAME], {STREAM_NAME: result}, detector)
     return 0
 
 

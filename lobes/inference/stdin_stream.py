@@ -19,7 +19,6 @@ import numpy as np
 
 from lobes.dataio.dataset import SAMPLE_RATE
 from lobes.inference.streaming import StreamScorer
-from lobes.evaluation.calibration import read_calibration
 from lobes.evaluation.timeline import TIMELINE_FIELDS, format_row, window_rows
 from lobes.inference.timeline_outputs import bona_fide_prior
 
@@ -77,7 +76,7 @@ def run_stream(args, detector, stream=None, out=None):
     read, rate, channels = open_pcm(stream, args.rate, args.channels)
     scorer = StreamScorer(detector, args.window, args.hop, sample_rate=rate, channels=channels,
                           batch_size=1)
-    calibration = read_calibration(args.model_dir)
+    calibration = detector.calibration  # read with the model by its loader
     out.write(",".join(TIMELINE_FIELDS) + "\n")
     out.flush()
     windows = []

@@ -50,6 +50,12 @@ def bona_fide_prior(args):
     return ASVSPOOF5_COSTS.effective_prior if args.prior is None else args.prior
 
 
+def no_rule_message(model_dir):
+    """Why ``--rttm`` cannot decide: no calibration and no ``--threshold``."""
+    return (f"--rttm needs a decision rule: {model_dir} has no calibration.json "
+            "(posterior rule), so give a raw-score --threshold")
+
+
 def check_arguments(args):
     """Usage errors caught before the model loads (returned as a message, or None)."""
     if args.timeline:
@@ -67,11 +73,11 @@ def check_arguments(args):
         return "--min-duration and --merge-gap must be >= 0"
     if args.stream and args.paths != ["-"]:
         return "--stream reads standard input: give '-' as the only PATH"
-    if args.rttm and args.threshold is None:
+    if args.rttm and args.threshold is None and os.path.isdir(args.model_dir):
+        # A local folder is checked before scoring; a hub id once it is loaded.
         try:
             if read_calibration(args.model_dir) is None:
-                return (f"--rttm needs a decision rule: {args.model_dir} has no calibration.json "
-                        "(posterior rule), so give a raw-score --threshold")
+                return no_rule_message(args.model_dir)
         except ValueError as err:
             return str(err)
     return None
@@ -87,24 +93,26 @@ def window_seconds(args, detector):
     return args.window if args.window is not None else detector.max_samples / SAMPLE_RATE
 
 
-def write_outputs(args, files, results, model_dir, window):
+def write_outputs(args, files, results, detector):
     """Writes ``--timeline``, ``--rttm`` and ``--json`` for the scored files;
     returns 0, or 2 after printing the error when one cannot be written.
 
     ``results``: path -> ``DetectionResult`` (files that failed are absent).
-    Without a decision rule (no calibration, no ``--threshold``) the JSON's
-    regions are null.
+    LLRs and posteriors use the calibration the loader read with the model
+    (``detector.calibration``: a run folder's, a release's, or one from the
+    hub). Without a decision rule (no calibration, no ``--threshold``) the
+    JSON's regions are null.
     """
     try:
-        _write_outputs(args, files, results, model_dir, window)
+        _write_outputs(args, files, results, args.model_dir, window_seconds(args, detector),
+                       detector.calibration)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
 
 
-def _write_outputs(args, files, results, model_dir, window):
-    calibration = read_calibration(model_dir)
+def _write_outputs(args, files, results, model_dir, window, calibration):
     rows = {path: window_rows(path, results[path], window, calibration, bona_fide_prior(args))
             for path in files if path in results}
     if args.timeline:
@@ -114,6 +122,8 @@ def _write_outputs(args, files, results, model_dir, window):
     rule = {"threshold": args.threshold, "calibration": calibration, "prior": bona_fide_prior(args),
             "posterior": args.region_posterior}
     decidable = args.threshold is not None or calibration is not None
+    if args.rttm and not decidable:
+        raise ValueError(no_rule_message(model_dir))
     regions = {path: timeline_regions(file_rows, args.min_duration, args.merge_gap, **rule)
                if decidable else None for path, file_rows in rows.items()}
     if args.rttm:
