@@ -228,10 +228,9 @@ def dev_calibration(folder, prior=None, costs=ASVSPOOF5_COSTS):
     prior = costs.effective_prior if prior is None else float(prior)
     saved = os.path.join(folder, CALIBRATION_FILE)
     if os.path.isfile(saved) and os.path.getmtime(saved) >= os.path.getmtime(dev_scores):
-        with open(saved, encoding="utf-8") as fin:
-            fields = json.load(fin)
-        if fields.get("prior") == prior:
-            return Calibration(a=fields["a"], b=fields["b"], prior=prior)
+        calibration = read_calibration(folder)
+        if calibration.prior == prior:
+            return calibration
     return fit_calibration(read_scores(dev_scores), prior, costs)
 
 

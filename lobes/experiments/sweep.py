@@ -28,7 +28,6 @@ each run gets its own rendezvous id (``<rdzv_id>-<run index>``).
 
 import argparse
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from lobes.utils.run_folder import branch_name, depth_name, results_path, seed_name, ssl_name
+from lobes.utils.run_folder import branch_name, depth_name, read_results, results_path, seed_name, ssl_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -73,9 +72,7 @@ class Run:
         """How many of ``result_files`` have scored at least one test set."""
         done = 0
         for path in self.result_files():
-            if os.path.isfile(path):
-                with open(path, encoding="utf-8") as fin:
-                    done += bool(json.load(fin).get("test_sets"))
+            done += bool(read_results(os.path.dirname(path), missing_ok=True).get("test_sets"))
         return done
 
     def is_done(self):

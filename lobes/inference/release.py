@@ -32,7 +32,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from transformers import Wav2Vec2FeatureExtractor
 
-from lobes.utils.run_folder import CALIBRATION_FILE, DEV_SET, HPARAMS_FILE, results_path
+from lobes.utils.run_folder import CALIBRATION_FILE, DEV_SET, HPARAMS_FILE, read_results
 from lobes.dataio.dataset import SAMPLE_RATE
 from lobes.models.layer_sum import WeightedLayerSum
 from lobes.utils.files import atomic_write_text
@@ -266,7 +266,7 @@ def write_release(run_folder, out, dtype="float32", force=False, ssl_source=None
             "clips": [dict(c, score=s) for c, s in zip(clips, scores)],
         })
         summary = _summary(detector, released, staging, run_scores, scores)
-        results = _read_results(run_folder)
+        results = read_results(str(run_folder), missing_ok=True)
         atomic_write_text(os.path.join(staging, README_FILE), model_card(config, calibration, results, summary))
         _make_readable(staging)
         if os.path.isdir(out):
@@ -287,14 +287,6 @@ def _make_readable(folder):
 
 def _write_json(path, value):
     atomic_write_text(path, json.dumps(value, indent=2) + "\n")
-
-
-def _read_results(run_folder):
-    path = results_path(str(run_folder))
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as fin:
-        return json.load(fin)
 
 
 def _summary(run_detector, released, folder, run_scores, scores):
