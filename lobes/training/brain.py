@@ -32,6 +32,7 @@ from lobes.training.distributed import (
     all_sum,
     gather_unique,
     if_main_process,
+    leave_process_group,
     shard_sampler,
     world_size,
 )
@@ -205,6 +206,19 @@ class SpoofBrain(sb.Brain):
         for name, module in self.modules.items():
             if any(p.requires_grad for p in module.parameters()):
                 self.modules[name] = self._ddp(module, find_unused_parameters=self.find_unused_parameters)
+
+    def leave_distributed(self):
+        """Ends this rank's part in a torchrun job once every score is
+        written: the DDP wrappers, which hold the process group, give way to
+        their modules, then every rank leaves the group
+        (``lobes.training.distributed.leave_process_group`` says why). A
+        no-op in a single process; the brain can still score afterwards,
+        each process on its own."""
+        for name, module in list(self.modules.items()):
+            self.modules[name] = unwrap(module)
+        for name, model in self.branch_models.items():
+            self.branch_models[name] = unwrap(model)
+        leave_process_group()
 
     def _ddp(self, module, **kwargs):
         """``module`` in a DDP wrapper on this rank's device."""

@@ -43,7 +43,8 @@ def train_and_test(brain_class, hparams, run_opts, datasets, test_sets):
 
     A rerun resumes from the last checkpoint; a finished run only re-scores.
     Under ``torchrun`` every split must give each rank a trial (checked
-    before training). Returns the brain.
+    before training), and every rank leaves the process group once all
+    scores are written. Returns the brain.
     """
     check_split_sizes(datasets)
     brain = brain_class(
@@ -64,4 +65,5 @@ def train_and_test(brain_class, hparams, run_opts, datasets, test_sets):
     # applied to the test sets (lobes.evaluation.calibration).
     for name in ["dev", *(name for name in test_sets if name != "dev")]:
         brain.evaluate_set(datasets[name], name, hparams["test_dataloader_opts"])
+    brain.leave_distributed()
     return brain

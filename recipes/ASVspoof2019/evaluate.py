@@ -48,6 +48,7 @@ def main():
         manifest = os.path.join(hparams["manifest_folder"], f"{name}.csv")
         dataset = make_dataset(manifest, hparams["eval_crop"], hparams["max_samples"])
         brain.evaluate_set(dataset, name, hparams["test_dataloader_opts"])
+    brain.leave_distributed()
 
 
 if __name__ == "__main__":
