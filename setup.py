@@ -22,7 +22,6 @@ setup(
         "hyperpyyaml>=1.2",
         "sentencepiece",
         "soundfile>=0.12",
-        "scipy>=1.10",
         "av>=14,<19",  # PyAV: FFmpeg codecs for lobes.augment.codec
         "matplotlib>=3.7",
         "numpy>=1.24",

@@ -106,9 +106,9 @@ def test_branched_run_two_processes(la_data, tiny_ssl, tmp_path):
     """Every branch has its own DDP wrapper; all score the same as one process."""
     output = tmp_path / "run"
     overrides = smoke_overrides(la_data, tiny_ssl, output, "--number_of_epochs=2", "--heads=[ffn, aasist]",
-                                "--init_seeds=[1, 2]", n_layers="[1, 2]")
+                                "--init_seeds=[3]", n_layers="[1, 2]")
     run(torchrun_command("ASVspoof2019", "ffn.yaml", *overrides, *DDP), tmp_path)
-    branches = [f"{h}/N{n}/seed{s}" for h in ("ffn", "aasist") for n in (1, 2) for s in (1, 2)]
+    branches = [f"{h}/N{n}/seed3" for h in ("ffn", "aasist") for n in (1, 2)]
     two = {b: scores(output / b / "scores" / "eval.txt") for b in branches}
     assert all(len(v) == 10 for v in two.values())
     rescore_single_process("ASVspoof2019", "ffn.yaml", output, tmp_path, *overrides)

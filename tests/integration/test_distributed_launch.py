@@ -11,6 +11,7 @@ import time
 import pytest
 import yaml
 from conftest import smoke_overrides
+from lobes.experiments.aggregate import load_results
 from test_distributed import DDP, la_data, run, scores, torchrun_command  # noqa: F401  (la_data: fixture)
 
 pytestmark = [pytest.mark.torchrun, pytest.mark.slow]
@@ -43,11 +44,16 @@ def wait_for(condition, timeout, what):
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
+EPOCHS = 10
+
+
 def test_dead_rank_fails_the_job_then_rerun_resumes(la_data, tiny_ssl, tmp_path):
     """kill -9 of one rank ends the whole job (no hang); the same command then
     resumes from the last checkpoint and finishes, multi-depth included."""
     output = tmp_path / "run"
-    overrides = smoke_overrides(la_data, tiny_ssl, output, "--number_of_epochs=30", n_layers="[1,2]")
+    # 10 epochs: room to kill the job after epoch 2 (each takes well under a
+    # second here), few for the rerun to finish.
+    overrides = smoke_overrides(la_data, tiny_ssl, output, f"--number_of_epochs={EPOCHS}", n_layers="[1,2]")
     command = torchrun_command("ASVspoof2019", "ffn.yaml", *overrides, *DDP)
     job = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
@@ -64,7 +70,7 @@ def test_dead_rank_fails_the_job_then_rerun_resumes(la_data, tiny_ssl, tmp_path)
             os.killpg(job.pid, signal.SIGKILL)
     logged_before = (output / "train_log.txt").read_text().count("epoch:")
     saved = [yaml.safe_load(meta.read_text())["epoch"] for meta in (output / "save").glob("CKPT*/CKPT.yaml")]
-    assert saved and logged_before < 30
+    assert saved and logged_before < EPOCHS
 
     run(command, tmp_path)  # the same command again
     log = (output / "train_log.txt").read_text().splitlines()
@@ -96,6 +102,7 @@ def test_refused_launch_fails_before_training(la_data, tiny_ssl, tmp_path):
 
 
 def test_sweep_trains_each_setting_on_two_processes(la_data, tiny_ssl, tmp_path):
+    """A multi-depth sweep setting on two ranks: one run, a result per depth."""
     root = tmp_path / "sweep"
     args = [
         sys.executable, "-m", "lobes.sweep", "--recipe", "ASVspoof2019", "--ssl", tiny_ssl,
@@ -105,9 +112,13 @@ def test_sweep_trains_each_setting_on_two_processes(la_data, tiny_ssl, tmp_path)
     ]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "[1/1]" in result.stdout  # both depths in one run
     (run,) = (root / "ASVspoof2019").glob("*/ffn/N1-2/seed1")
     for depth in ("N1", "N2"):
         assert len(scores(run / depth / "scores" / "eval.txt")) == 10
+    records = load_results(str(root))
+    assert sorted(r["n_layers"] for r in records) == [1, 2]
+    assert all(len(r["layer_weights"]) == r["n_layers"] for r in records)
     assert (run / "train_ids" / "epoch1_rank1.txt").is_file()  # it ran on two ranks
     again = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert "(done)" in again.stdout  # resumable: a finished setting is skipped

@@ -28,56 +28,43 @@ def la_data(tmp_path_factory):
     return folder
 
 
-def test_sweep_runs_resumes_and_aggregates(tmp_path, la_data, tiny_ssl):
+def test_sweep_runs_each_setting_and_resumes(tmp_path, la_data, tiny_ssl):
     root = tmp_path / "sweep"
     args = [
         "--recipe", "ASVspoof2019", "--hparams", "ffn.yaml", "--ssl", tiny_ssl,
-        "--n_layers", "1", "2", "--seeds", "1", "2", "--root", str(root), "--",
+        "--n_layers", "2", "--seeds", "1", "2", "--root", str(root), "--",
         f"--data_folder={la_data}", f"--manifest_folder={tmp_path / 'manifests'}",
         "--number_of_epochs=1", "--batch_size=4", "--max_samples=16000", "--num_workers=0",
     ]
     out = sweep(*args)
-    assert "[4/4]" in out
+    assert "[2/2]" in out
     again = sweep(*args)  # everything finished: nothing reruns
-    assert again.count("(done)") == 4
+    assert again.count("(done)") == 2
 
-    ssl = os.path.basename(tiny_ssl)
-    run = root / "ASVspoof2019" / ssl / "ffn" / "N2" / "seed2"
+    run = root / "ASVspoof2019" / os.path.basename(tiny_ssl) / "ffn" / "N2" / "seed2"
     results = json.loads((run / "results.json").read_text())
     assert results["config"]["seed"] == 2 and results["config"]["n_layers"] == 2
 
-    summary = tmp_path / "summary"
+
+def assert_aggregates(root, summary, ssl, heads):
+    """Tables and figures of a sweep over ``heads`` x (N1, N2) x seeds 1 and 7."""
     written = aggregate(str(root), str(summary))
     rows = list(csv.DictReader(open(summary / "eer_table.csv")))
-    assert [(r["ssl"], r["head"], r["n_layers"]) for r in rows] == [(ssl, "ffn", "1"), (ssl, "ffn", "2")]
-    eers = [
-        json.loads((root / "ASVspoof2019" / ssl / "ffn" / "N2" / f"seed{s}" / "results.json").read_text())[
-            "test_sets"]["eval"]["eer"]
-        for s in (1, 2)
-    ]
-    assert float(rows[1]["ASVspoof2019/eval/eer_mean"]) == pytest.approx(sum(eers) / 2, abs=1e-4)
-    assert rows[1]["ASVspoof2019/eval/n_seeds"] == "2"
+    assert sorted((r["ssl"], r["head"], r["n_layers"]) for r in rows) == sorted(
+        (ssl, head, n) for head in heads for n in ("1", "2"))
+    runs = [root / "ASVspoof2019" / ssl / "ffn" / "N2" / seed for seed in ("seed1", "seed7")]
+    eers = [json.loads((run / "results.json").read_text())["test_sets"]["eval"]["eer"] for run in runs]
+    (ffn2,) = [r for r in rows if (r["head"], r["n_layers"]) == ("ffn", "2")]
+    assert float(ffn2["ASVspoof2019/eval/eer_mean"]) == pytest.approx(sum(eers) / 2, abs=1e-4)
+    assert ffn2["ASVspoof2019/eval/n_seeds"] == "2"
     pngs = [p for p in written if p.endswith(".png")]
-    assert sorted(os.path.basename(p) for p in pngs) == [
-        "eer_vs_depth_ASVspoof2019_eval.png", f"heatmap_{ssl}_ffn_N1.png", f"heatmap_{ssl}_ffn_N2.png",
-    ]
+    assert sorted(os.path.basename(p) for p in pngs) == sorted(
+        ["eer_vs_depth_ASVspoof2019_eval.png",
+         *(f"heatmap_{ssl}_{head}_N{n}.png" for head in heads for n in (1, 2))])
     for path in pngs:
         with open(path, "rb") as fin:
             assert fin.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "(2)" in (summary / "eer_table.md").read_text()
-
-
-def test_multi_depth_sweep_writes_one_result_per_depth(tmp_path, la_data, tiny_ssl):
-    root = tmp_path / "sweep"
-    out = sweep(
-        "--recipe", "ASVspoof2019", "--ssl", tiny_ssl, "--n_layers", "2", "1", "--multi_depth",
-        "--root", str(root), "--", f"--data_folder={la_data}", "--number_of_epochs=1",
-        "--batch_size=4", "--max_samples=16000", "--num_workers=0",
-    )
-    assert "[1/1]" in out
-    records = load_results(str(root))
-    assert sorted(r["n_layers"] for r in records) == [1, 2]
-    assert all(len(r["layer_weights"]) == r["n_layers"] for r in records)
 
 
 def test_missing_cells_are_shown_as_missing_not_zero():
@@ -90,7 +77,7 @@ def test_missing_cells_are_shown_as_missing_not_zero():
     assert table[3] == "| s | ffn | 4 | - | 0.00 ± 0.00 (1) |"
 
 
-def test_branched_sweep_is_one_run_per_ssl_and_resumes(tmp_path, la_data, tiny_ssl):
+def test_branched_sweep_is_one_run_per_ssl_resumes_and_aggregates(tmp_path, la_data, tiny_ssl):
     root = tmp_path / "sweep"
     args = ["--recipe", "ASVspoof2019", "--hparams", "ffn.yaml", "aasist.yaml", "--ssl", tiny_ssl,
             "--n_layers", "2", "1", "--seeds", "1", "7", "--branched", "--root", str(root), "--",
@@ -109,6 +96,7 @@ def test_branched_sweep_is_one_run_per_ssl_and_resumes(tmp_path, la_data, tiny_s
     assert (run / "aasist" / "N2" / "seed7" / "results.json").is_file()
     assert (run / "train_log.txt").read_text() == log
     assert "(done, 8 of 8 branches done)" in sweep(*args)
+    assert_aggregates(root, tmp_path / "summary", os.path.basename(tiny_ssl), ["ffn", "aasist"])
 
     # Other seeds into the same folder: refused, naming the folder.
     other = [a if a != "7" else "8" for a in args]

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from conftest import assert_calibrated, smoke_overrides
 from lobes.evaluation.scores import read_scores
@@ -79,22 +80,6 @@ def test_rerun_resumes_and_overwrites_scores(la_data, tiny_ssl, tmp_path, run_re
     assert len(read_scores(output / "scores" / "eval.txt")) == 2 * COUNTS["eval"]
 
 
-def test_fine_tuning_and_speechbrain_overrides(la_data, tiny_ssl, tmp_path, run_recipe):
-    output = tmp_path / "run"
-    run_recipe(
-        "ASVspoof2019", "ffn.yaml", tmp_path,
-        *smoke_overrides(la_data, tiny_ssl, output, "--freeze_ssl=False", "--number_of_epochs=1",
-                   "--device=cpu", "--precision=fp32", "--seed=42"),
-    )
-    results = json.loads((output / "results.json").read_text())
-    assert results["config"]["freeze_ssl"] is False and results["config"]["seed"] == 42
-    import torch
-
-    (checkpoint,) = (output / "save").glob("CKPT*")
-    state = torch.load(checkpoint / "ssl.ckpt", weights_only=True)
-    assert any(key.startswith("encoder.model.encoder.layers.1.") for key in state)
-
-
 def test_debug_mode_runs_two_short_epochs(la_data, tiny_ssl, tmp_path, run_recipe):
     output = tmp_path / "run"
     log = run_recipe("ASVspoof2019", "aasist.yaml", tmp_path, *smoke_overrides(la_data, tiny_ssl, output, "--debug"))
@@ -104,15 +89,20 @@ def test_debug_mode_runs_two_short_epochs(la_data, tiny_ssl, tmp_path, run_recip
 
 def test_ssl_aasist_setting_with_augmentation(la_data, tiny_ssl, tmp_path, run_recipe):
     """aasist_rawboost.yaml (RawBoost mode 5 on train and dev) plus codec
-    round trips on half the utterances, with a tiny fine-tuned SSL."""
+    round trips on half the utterances, with a tiny fine-tuned SSL; recipe
+    and SpeechBrain options (--device, --precision) side by side."""
     output = tmp_path / "run"
     log = run_recipe(
         "ASVspoof2019", "aasist_rawboost.yaml", tmp_path,
         *smoke_overrides(la_data, tiny_ssl, output, "--number_of_epochs=1",
-                         "--augment={codec: {p: 0.5}}"),
+                         "--augment={codec: {p: 0.5}}", "--device=cpu", "--precision=fp32", "--seed=42"),
     )
     assert "augmenting train, dev: rawboost p=1.0, codec p=0.5 (before_crop)" in log
     assert len(read_scores(output / "scores" / "eval.txt")) == 2 * COUNTS["eval"]
     results = json.loads((output / "results.json").read_text())
-    assert results["config"]["freeze_ssl"] is False
+    assert results["config"]["freeze_ssl"] is False and results["config"]["seed"] == 42
     assert 0.0 <= results["test_sets"]["eval"]["eer"] <= 100.0
+    # Fine-tuned: the encoder's transformer layers are saved with the head.
+    (checkpoint,) = (output / "save").glob("CKPT*")
+    state = torch.load(checkpoint / "ssl.ckpt", weights_only=True)
+    assert any(key.startswith("encoder.model.encoder.layers.1.") for key in state)
