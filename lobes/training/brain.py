@@ -28,9 +28,9 @@ from lobes.models.branches import (
     check_branch_list,
 )
 from lobes.evaluation.calibration import calibrated_test_outputs
+from lobes.training.branch_state import BranchState
 from lobes.training.distributed import (
     all_sum,
-    gather_unique,
     if_main_process,
     leave_process_group,
     shard_sampler,
@@ -43,7 +43,7 @@ from lobes.evaluation.bootstrap import (
     trial_speakers,
 )
 from lobes.evaluation.metrics import compute_eer, record_metrics
-from lobes.evaluation.scores import ScoreRecord, write_scores
+from lobes.evaluation.scores import write_scores
 from lobes.utils.files import atomic_write_text
 from lobes.utils.run_folder import (
     SAVE_DIR,
@@ -125,10 +125,12 @@ class SpoofBrain(sb.Brain):
         self.branches = {b.name: b for b in self.ssl.branches} if self.multi_depth else {}
         self.branch_names = list(self.branches) if self.multi_depth else [None]
         self.world_size = world_size()
-        self.branch_checkpointers, self.branch_stoppers, self.branch_models = {}, {}, {}
         self.compute_seconds = {"encoder": 0.0, "heads": 0.0}
         if self.multi_depth:
-            self._setup_branches()
+            self.states = self._setup_branches()
+        else:  # a single run: one branch, the run's own folder, checkpointer and counter
+            self.states = {None: BranchState(
+                None, self.hparams.output_folder, self.checkpointer, self.hparams.epoch_counter)}
 
     @property
     def branched(self):
@@ -137,14 +139,15 @@ class SpoofBrain(sb.Brain):
         return any(b.seed is not None for b in self.branches.values())
 
     def _setup_branches(self):
-        """Per-branch models, checkpointers (best model) and early stoppers
-        (resumable); refuses an output folder of another configuration."""
+        """``{name: BranchState}``: per-branch models, checkpointers (best
+        model) and early stoppers (resumable); refuses an output folder of
+        another configuration."""
         if self.branched:
             check_branch_folders(self.hparams.output_folder, self.branches.values())
             path, names = check_branch_list(self.hparams.output_folder, self.branches.values())
             if if_main_process():
                 atomic_write_text(path, json.dumps(names, indent=1) + "\n")
-        counter = self.hparams.epoch_counter
+        counter, states = self.hparams.epoch_counter, {}
         for index, name in enumerate(self.branch_names):
             model = BranchModel(self.ssl.fusions[name], unwrap(self.modules.head)[name])
             if self.distributed_launch:
@@ -154,13 +157,10 @@ class SpoofBrain(sb.Brain):
                 # wrapper simply runs no more (no find_unused_parameters).
                 model = self._ddp(model)
                 self.modules[f"branch{index}"] = model
-            self.branch_models[name] = model
-            self.branch_checkpointers[name] = sb.utils.checkpoints.Checkpointer(
-                os.path.join(self.branch_folder(name), SAVE_DIR),
-                recoverables={
-                    "fusion": self.ssl.fusions[name],
-                    "head": self.modules.head[name],
-                },
+            folder = self.branch_folder(name)
+            checkpointer = sb.utils.checkpoints.Checkpointer(
+                os.path.join(folder, SAVE_DIR),
+                recoverables={"fusion": self.ssl.fusions[name], "head": self.modules.head[name]},
             )
             stopper = EpochCounterWithStopper(
                 limit=counter.limit,
@@ -168,18 +168,16 @@ class SpoofBrain(sb.Brain):
                 limit_warmup=0,
                 direction="min",
             )
-            self.branch_stoppers[name] = stopper
             # Recoverable names become file names: no "/" of branch names.
             self.checkpointer.add_recoverable(f"stopper_{name.replace('/', '_')}", stopper)
+            states[name] = BranchState(name, folder, checkpointer, stopper, model, own_counter=True)
+        return states
 
     def branch_folder(self, name):
         """Output folder of a branch: the run's own, or ``N<n>/`` or
         ``<head>/N<n>/seed<s>/`` inside it."""
         folder = self.hparams.output_folder
         return folder if name is None else os.path.join(folder, name)
-
-    def branch_checkpointer(self, name):
-        return self.checkpointer if name is None else self.branch_checkpointers[name]
 
     @property
     def ssl(self):
@@ -216,8 +214,8 @@ class SpoofBrain(sb.Brain):
         each process on its own."""
         for name, module in list(self.modules.items()):
             self.modules[name] = unwrap(module)
-        for name, model in self.branch_models.items():
-            self.branch_models[name] = unwrap(model)
+        for state in self.states.values():
+            state.model = unwrap(state.model)
         leave_process_group()
 
     def _ddp(self, module, **kwargs):
@@ -244,7 +242,7 @@ class SpoofBrain(sb.Brain):
         training and dev (a stopped branch's selection is final)."""
         if stage == sb.Stage.TEST:
             return list(self.branch_names)
-        return [name for name in self.branch_names if not self.branch_stoppers[name].should_stop]
+        return [name for name, state in self.states.items() if not state.stopped]
 
     def _timed(self, key, fn, *args):
         """``fn(*args)``, adding its time to ``compute_seconds[key]``."""
@@ -270,7 +268,7 @@ class SpoofBrain(sb.Brain):
 
     def branch_model(self, name, stage):
         """Branch ``name``'s ``BranchModel`` (its DDP wrapper for training)."""
-        model = self.branch_models[name]
+        model = self.states[name].model
         return model if stage == sb.Stage.TRAIN else unwrap(model)
 
     def fit_batch(self, batch):
@@ -304,7 +302,7 @@ class SpoofBrain(sb.Brain):
     def _fit_branch(self, name, batch, layers, mask, frame_lens):
         """Forward and backward of one branch on the shared layers."""
         with self.training_ctx:
-            logits = self.branch_models[name](layers, mask, frame_lens)
+            logits = self.states[name].model(layers, mask, frame_lens)
             loss = self.compute_objectives({name: logits}, batch, sb.Stage.TRAIN)
         scaled = self.scaler.scale(loss / self.grad_accumulation_factor)
         self.check_loss_isfinite(scaled)
@@ -339,12 +337,7 @@ class SpoofBrain(sb.Brain):
     def record(self, branch, batch, scores, loss):
         """Adds a scored batch to ``branch``'s dev/test collection (its score
         records and loss); ``n_scored_batches`` counts batches once."""
-        self.branch_loss[branch] += float(loss)
-        scores = scores.detach().float().cpu().tolist()
-        self.score_records[branch].extend(
-            ScoreRecord(utt_id, attack, key, score)
-            for utt_id, attack, key, score in zip(batch.id, batch.attack, batch.key, scores)
-        )
+        self.states[branch].record(batch, scores, loss)
 
     def init_optimizers(self):
         """Gives the optimizer the trainable parameters only; one optimizer
@@ -354,8 +347,8 @@ class SpoofBrain(sb.Brain):
             return
         if self.multi_depth:
             self.optimizers_dict = {
-                name: self.opt_class([p for p in unwrap(model).parameters() if p.requires_grad])
-                for name, model in self.branch_models.items()
+                name: self.opt_class([p for p in unwrap(state.model).parameters() if p.requires_grad])
+                for name, state in self.states.items()
             }
             self.optimizer = next(iter(self.optimizers_dict.values()))
             if self.checkpointer is not None:
@@ -369,14 +362,15 @@ class SpoofBrain(sb.Brain):
                 self.checkpointer.add_recoverable("optimizer", self.optimizer)
         # Last step before SpeechBrain resumes, once every recoverable is known:
         # set aside the checkpoints a crash left half-written.
-        for checkpointer in [self.checkpointer, *self.branch_checkpointers.values()]:
+        # (A single run's branch checkpointer is the run's own: a set, each once.)
+        for checkpointer in {self.checkpointer, *(state.checkpointer for state in self.states.values())}:
             if checkpointer is not None:
                 discard_incomplete_checkpoints(checkpointer)
 
     def on_stage_start(self, stage, epoch=None):
         """Starts fresh score collections for dev and test."""
-        self.score_records = {name: [] for name in self.branch_names}
-        self.branch_loss = {name: 0.0 for name in self.branch_names}
+        for state in self.states.values():
+            state.start_stage()
         self.n_scored_batches = 0
         self.train_ids = []
 
@@ -384,10 +378,12 @@ class SpoofBrain(sb.Brain):
         """Gathers all ranks' dev/test outputs (a no-op in one process):
         score records by trial id, each trial once; losses summed over all
         ranks' batches. Subclasses with more outputs extend this."""
-        for name in self.branch_names:
-            self.score_records[name] = gather_unique(self.score_records[name], key=lambda r: r.utt_id)
-        *losses, n_batches = all_sum([self.branch_loss[n] for n in self.branch_names] + [self.n_scored_batches])
-        self.branch_loss = dict(zip(self.branch_names, losses))
+        states = list(self.states.values())
+        for state in states:
+            state.gather()
+        *losses, n_batches = all_sum([state.loss for state in states] + [self.n_scored_batches])
+        for state, loss in zip(states, losses):
+            state.loss = loss
         self.n_scored_batches = int(n_batches)
 
     def _write_train_ids(self, epoch):
@@ -408,10 +404,10 @@ class SpoofBrain(sb.Brain):
         if if_main_process():
             branch_metrics = {
                 name: {
-                    "EER": 100 * self._records_eer(self.score_records[name]),
-                    "loss": self.branch_loss[name] / max(self.n_scored_batches, 1),
+                    "EER": 100 * self._records_eer(self.states[name].records),
+                    "loss": self.states[name].loss / max(self.n_scored_batches, 1),
                 }
-                for name in (self.active_branches(stage) if self.multi_depth else self.branch_names)
+                for name in self.active_branches(stage)
             }
         if stage == sb.Stage.VALID:
             # Computed once, on rank 0; every rank decides from the same figures.
@@ -444,27 +440,13 @@ class SpoofBrain(sb.Brain):
         (the paper's rule), per branch."""
         for name, metrics in branch_metrics.items():  # never save a NaN checkpoint
             check_metrics(metrics, epoch, name)
-        if not self.multi_depth:
-            metrics = branch_metrics[None]
-            stopper = getattr(self.hparams.epoch_counter, "update_metric", None)
-            if stopper is not None:
-                stopper(metrics["loss"])
-            self.checkpointer.save_and_keep_only(
-                meta={**metrics, "epoch": epoch}, importance_keys=[self.checkpoint_rank]
-            )
-            return
         for name, metrics in branch_metrics.items():
-            stopper = self.branch_stoppers[name]
-            stopper.current = epoch
-            self.branch_checkpointers[name].save_and_keep_only(
-                meta={**metrics, "epoch": epoch},
-                importance_keys=[self.checkpoint_rank],
-                keep_recent=False,
-            )
-            stopper.update_metric(metrics["loss"])
-        self.checkpointer.save_and_keep_only(meta={"epoch": epoch})
-        if all(stopper.should_stop for stopper in self.branch_stoppers.values()):
-            self.hparams.epoch_counter.should_stop = True
+            self.states[name].select(epoch, metrics, self.checkpoint_rank)
+        if self.multi_depth:
+            # The run's checkpoint: the branch stoppers, optimizers and epoch to resume from.
+            self.checkpointer.save_and_keep_only(meta={"epoch": epoch})
+            if all(state.stopped for state in self.states.values()):
+                self.hparams.epoch_counter.should_stop = True
 
     def checkpoint_rank(self, checkpoint):
         """Ranks checkpoints with ``rank_checkpoint`` (higher is better)."""
@@ -472,16 +454,8 @@ class SpoofBrain(sb.Brain):
 
     def on_evaluate_start(self, max_key=None, min_key=None):
         """Loads each branch's best checkpoint; never scores an untrained model."""
-        for name in self.branch_names:
-            checkpointer = self.branch_checkpointer(name)
-            found = checkpointer.find_checkpoint(importance_key=self.checkpoint_rank)
-            if found is None:
-                raise FileNotFoundError(
-                    f"no checkpoint in {checkpointer.checkpoints_dir}: train the model first"
-                )
-            check_metrics({k: found.meta[k] for k in ("EER", "loss") if k in found.meta},
-                          found.meta.get("epoch"), f"checkpoint {found.path}")
-            checkpointer.recover_if_possible(importance_key=self.checkpoint_rank)
+        for state in self.states.values():
+            state.load_best(self.checkpoint_rank)
 
     @staticmethod
     def _records_eer(records):
@@ -538,8 +512,8 @@ class SpoofBrain(sb.Brain):
 
     def _write_test_outputs(self, branch, loss):
         name = getattr(self, "test_name", "test")
-        records = self.score_records[branch]
-        folder = self.branch_folder(branch)
+        state = self.states[branch]
+        records, folder = state.records, state.folder
         score_file = score_path(folder, name)
         write_scores(score_file, records)
         metrics = {"loss": loss, **self.test_metrics(records), "score_file": score_file}
@@ -555,9 +529,7 @@ class SpoofBrain(sb.Brain):
         results = read_results(folder, missing_ok=True)
         results["config"] = self.run_config(branch)
         results["layer_weights"] = self.branch_layer_weights(branch).tolist()
-        selected = self.branch_checkpointer(branch).find_checkpoint(
-            importance_key=self.checkpoint_rank
-        )
+        selected = state.best_checkpoint(self.checkpoint_rank)
         results["selected_checkpoint"] = {
             k: v for k, v in selected.meta.items() if k != "unixtime"
         }

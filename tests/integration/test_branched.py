@@ -90,7 +90,7 @@ def test_stopped_branches_are_neither_run_nor_updated(tmp_path, tiny_ssl):
     import speechbrain as sb
     brain = SpoofBrain(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
                        checkpointer=hparams["checkpointer"], run_opts={"device": "cpu"})
-    brain.branch_stoppers["ffn/N2/seed2"].should_stop = True
+    brain.states["ffn/N2/seed2"].stopper.should_stop = True
     frozen = copy.deepcopy(hparams["head"]["ffn/N2/seed2"].state_dict())
     brain.fit(brain.hparams.epoch_counter, make_datasets(hparams)["train"],
               train_loader_kwargs=hparams["train_dataloader_opts"])
