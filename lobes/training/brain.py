@@ -22,12 +22,12 @@ from speechbrain.utils.epoch_loop import EpochCounterWithStopper
 from torch.nn.parallel import DistributedDataParallel
 
 from lobes.models.branches import (
-    BRANCH_SEMANTICS,
     BranchModel,
     check_branch_folders,
     check_branch_list,
 )
 from lobes.evaluation.calibration import calibrated_test_outputs
+from lobes.evaluation.summary import print_summary
 from lobes.training.branch_state import BranchState
 from lobes.training.distributed import (
     all_sum,
@@ -38,7 +38,6 @@ from lobes.training.distributed import (
 )
 from lobes.evaluation.bootstrap import (
     DEFAULT_REPLICATES,
-    interval_summary,
     record_intervals,
     trial_speakers,
 )
@@ -55,27 +54,8 @@ from lobes.utils.run_folder import (
 )
 from lobes.models.assembly import MultiDepthSSL
 from lobes.training.finite_guard import check_loss, check_metrics, check_parameters
+from lobes.training.run_config import run_config
 
-# hparams copied into results.json so every result says how it was made.
-RUN_CONFIG_KEYS = (
-    "dataset",
-    "ssl_source",
-    "n_layers",
-    "head_type",
-    "freeze_ssl",
-    "seed",
-    "class_weights",
-    "batch_size",
-    "lr",
-    "number_of_epochs",
-    "train_crop",
-    "eval_crop",
-    "max_samples",
-    "selection_metric",
-    "pooling",
-    "fusion_norm",
-    "augment",
-)
 
 
 logger = logging.getLogger(__name__)
@@ -489,27 +469,6 @@ class SpoofBrain(sb.Brain):
         self.test_speakers = trial_speakers(dataset)  # clusters of the bootstrap intervals
         return self.evaluate(dataset, test_loader_kwargs=loader_kwargs or {})
 
-    def run_config(self, branch):
-        """The hparams that say how a result was made (head, depth and seed
-        of the branch)."""
-        config = {key: getattr(self.hparams, key) for key in RUN_CONFIG_KEYS if hasattr(self.hparams, key)}
-        if self.branched:
-            info = self.branches[branch]
-            config.update(head_type=info.head, n_layers=info.depth, seed=info.seed)
-            if info.head != getattr(self.hparams, "head_type", info.head):
-                config.pop("pooling", None)  # the YAML's FFN option; not this head's
-            config["branched_run"] = {
-                "n_layers": self.hparams.n_layers,
-                "heads": getattr(self.hparams, "heads", None),
-                "init_seeds": getattr(self.hparams, "init_seeds", None),
-                "batch_order_seed": self.hparams.seed,
-                "semantics": BRANCH_SEMANTICS,
-            }
-        elif branch is not None:
-            config["n_layers"] = self.branches[branch].depth
-            config["multi_depth_run"] = self.hparams.n_layers
-        return config
-
     def _write_test_outputs(self, branch, loss):
         name = getattr(self, "test_name", "test")
         state = self.states[branch]
@@ -527,7 +486,8 @@ class SpoofBrain(sb.Brain):
         )
 
         results = read_results(folder, missing_ok=True)
-        results["config"] = self.run_config(branch)
+        info = self.branches.get(branch)
+        results["config"] = run_config(self.hparams, info, self.branched)
         results["layer_weights"] = self.branch_layer_weights(branch).tolist()
         selected = state.best_checkpoint(self.checkpoint_rank)
         results["selected_checkpoint"] = {
@@ -537,26 +497,3 @@ class SpoofBrain(sb.Brain):
         write_results(folder, results)
         title = name if branch is None else f"{name} ({branch})"
         print_summary(title, metrics, results["layer_weights"])
-
-
-def print_summary(name, metrics, layer_weights):
-    """Prints a compact table of one test set's metrics."""
-    lines = [f"== {name}: {metrics['n_trials']} trials "
-             f"({metrics['n_bonafide']} bona fide, {metrics['n_spoof']} spoof) =="]
-    for key, value in metrics.items():
-        if isinstance(value, float) and key != "loss":
-            lines.append(f"  {key:<24} {value:8.3f}")
-    numeric_groups = (
-        k for k, v in metrics.items()
-        if k != "intervals" and isinstance(v, dict) and any(isinstance(x, (int, float)) for x in v.values())
-    )
-    for group_key in numeric_groups:
-        cells = "  ".join(
-            f"{g}:{v:.2f}" for g, v in metrics[group_key].items() if isinstance(v, (int, float))
-        )
-        lines.append(f"  {group_key:<24} {cells}")
-    if "intervals" in metrics:
-        lines.append(f"  95% intervals ({metrics['intervals']['unit']}s resampled) "
-                     + interval_summary(metrics["intervals"]["pooled"]))
-    lines.append("  layer weights            " + " ".join(f"{w:.3f}" for w in layer_weights))
-    print("\n".join(lines), flush=True)
