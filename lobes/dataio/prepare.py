@@ -21,7 +21,9 @@ from lobes.utils.fingerprints import changed_inputs, note_input, recorded_inputs
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_FIELDS = ["ID", "duration", "wav", "label", "attack", "speaker"]
+# ``origin``: the protocol ``file:line`` of the trial (empty when it came from
+# no protocol line), so that an error while training names the line to fix.
+MANIFEST_FIELDS = ["ID", "duration", "wav", "label", "attack", "speaker", "origin"]
 
 
 class ProtocolError(ValueError):
@@ -220,6 +222,7 @@ def write_manifest(path, trials, extra_fields=()):
             "label": trial.label,
             "attack": trial.attack,
             "speaker": trial.speaker,
+            "origin": trial.origin,
             **trial.extra,
         }
         values = [str(row[name]) for name in fields]

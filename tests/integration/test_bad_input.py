@@ -108,12 +108,23 @@ def test_nan_audio_is_an_error_naming_the_file(tmp_path):
         load_audio(path)
 
 
-def test_nan_eval_file_names_manifest_line(la_data, tmp_path):
+def test_nan_eval_file_names_protocol_and_manifest_lines(la_data, tmp_path):
     prepare_asvspoof2019(str(la_data), str(tmp_path / "m"))
     bad = la_files(la_data, "eval")[1]
     poison(bad)
     hparams = {"manifest_folder": str(tmp_path / "m"), "train_crop": "first",
                "eval_crop": "first", "max_samples": 16000}
+    datasets = make_datasets(hparams, ("eval",))
+    with pytest.raises(NonFiniteAudioError, match=r"ASVspoof2019\.LA\.cm\.eval\.trl\.txt:\d+ "
+                       r"\(utterance LA_E_\d+, \S+eval\.csv:\d+\): .*"
+                       + os.path.basename(bad) + " holds 100 non-finite"):
+        for index in range(len(datasets["eval"])):
+            datasets["eval"][index]
+    # A manifest prepared before manifests had the origin column: its own line.
+    manifest = tmp_path / "m" / "eval.csv"
+    rows = [line.rsplit(",", 1)[0] for line in manifest.read_text().splitlines()]
+    assert rows[0].endswith("speaker")
+    manifest.write_text("\n".join(rows) + "\n")
     datasets = make_datasets(hparams, ("eval",))
     with pytest.raises(NonFiniteAudioError, match=r"eval\.csv:\d+ \(utterance LA_E_\d+\): .*"
                        + os.path.basename(bad) + " holds 100 non-finite"):
@@ -216,6 +227,11 @@ def test_nan_training_file_fails_the_run_naming_it(la_data, tiny_ssl, tmp_path):
     output = result.stdout + result.stderr  # SpeechBrain logs the error to stdout
     assert "train.csv:" in output and os.path.basename(bad) in output
     assert "holds 100 non-finite samples" in output
+    # The protocol line that lists the file, the line a user would fix.
+    protocol = "ASVspoof2019.LA.cm.train.trn.txt"
+    line = next(n for n, text in enumerate(open(_glob.glob(f"{la_data}/**/{protocol}", recursive=True)[0]), 1)
+                if os.path.splitext(os.path.basename(bad))[0] in text.split())
+    assert f"{protocol}:{line} (utterance" in output
     assert not _glob.glob(str(tmp_path / "run" / "save" / "CKPT*"))
 
 
