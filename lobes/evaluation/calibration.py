@@ -63,6 +63,20 @@ def check_prior(prior, option="calibration_prior"):
     return float(prior)
 
 
+def prior_or_default(prior, costs=ASVSPOOF5_COSTS, option="prior"):
+    """``prior`` checked (``check_prior``), or the effective prior of the
+    cost model ``costs`` when it is None: the one default of every
+    calibration, fusion and detector output.
+
+    Example
+    -------
+    >>> round(prior_or_default(None), 4), prior_or_default(0.5)
+    (0.6552, 0.5)
+    """
+    prior = check_prior(prior, option=option)
+    return costs.effective_prior if prior is None else prior
+
+
 def fit_logistic(features, is_bonafide, prior, l2=1e-4, min_weight=None):
     """Prior-weighted logistic regression: weights ``w`` and bias ``b`` such
     that ``features @ w + b`` are LLRs (bona fide vs spoof) at ``prior``.
@@ -155,7 +169,7 @@ def fit_calibration(records, prior=None, costs=ASVSPOOF5_COSTS):
     >>> 0 < cal.a < 1, round(cal.prior, 4)  # scores ten times too confident shrink
     (True, 0.6552)
     """
-    prior = costs.effective_prior if prior is None else float(prior)
+    prior = prior_or_default(prior, costs)
     scores = np.array([r.score for r in records])
     is_bonafide = np.array([r.key == "bonafide" for r in records])
     # The map stays increasing (a >= MIN_SLOPE), so EER and minDCF never
@@ -225,7 +239,7 @@ def dev_calibration(folder, prior=None, costs=ASVSPOOF5_COSTS):
     dev_scores = score_path(folder, DEV_SET)
     if not os.path.isfile(dev_scores):
         return None
-    prior = costs.effective_prior if prior is None else float(prior)
+    prior = prior_or_default(prior, costs)
     saved = os.path.join(folder, CALIBRATION_FILE)
     if os.path.isfile(saved) and os.path.getmtime(saved) >= os.path.getmtime(dev_scores):
         calibration = read_calibration(folder)

@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from lobes.evaluation.calibration import fit_logistic
+from lobes.evaluation.calibration import fit_logistic, prior_or_default
 from lobes.evaluation.metrics import ASVSPOOF5_COSTS, record_metrics
 from lobes.evaluation.scores import ScoreRecord, read_scores, write_scores
 from lobes.utils.run_folder import DEV_SET, depth_folders, is_scored_run, score_path, write_results
@@ -109,7 +109,7 @@ def align_records(systems, per_system, name):
 def fuse(runs, out, prior=None, costs=ASVSPOOF5_COSTS):
     """Fits the fusion on dev, applies it to every common set; returns the results dict."""
     systems = expand_runs(runs)
-    prior = costs.effective_prior if prior is None else float(prior)
+    prior = prior_or_default(prior, costs)
     sets = [set(scored_sets(s)) for s in systems]
     common = sorted(set.intersection(*sets) - {DEV_SET})
     partial = sorted(set.union(*sets) - set.intersection(*sets) - {DEV_SET})

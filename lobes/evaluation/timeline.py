@@ -39,9 +39,7 @@ def calibrate(scores, calibration, prior=0.5):
     """
     if calibration is None:
         return None, None
-    if not 0.0 < prior < 1.0:
-        raise ValueError(f"prior must lie in (0, 1), got {prior}")
-    llr = calibration.apply(scores)
+    llr = calibration.apply(scores)  # posterior() refuses a prior outside (0, 1)
     return llr, posterior(llr, prior)
 
 

@@ -12,7 +12,7 @@ threshold is the one actDCF is read at.
 import math
 from dataclasses import dataclass
 
-from lobes.evaluation.calibration import check_prior, posterior
+from lobes.evaluation.calibration import posterior, prior_or_default
 from lobes.evaluation.metrics import ASVSPOOF5_COSTS
 
 OUTPUTS = ("raw", "llr", "prob")
@@ -52,8 +52,7 @@ class CalibratedOutputs:
     @classmethod
     def from_calibration(cls, calibration, prior=None):
         """From a ``lobes.evaluation.calibration.Calibration``; ``prior`` None: the cost model's."""
-        prior = check_prior(prior, option="prior")
-        return cls(calibration.a, calibration.b, ASVSPOOF5_COSTS.effective_prior if prior is None else prior)
+        return cls(calibration.a, calibration.b, prior_or_default(prior))
 
     @property
     def bayes_threshold(self):

@@ -13,8 +13,7 @@ from lobes.dataio.dataset import SAMPLE_RATE
 from lobes.evaluation.rttm import file_id, write_rttm
 from lobes.utils.files import atomic_write_text
 from lobes.evaluation.regions import timeline_regions
-from lobes.evaluation.calibration import check_prior, read_calibration
-from lobes.evaluation.metrics import ASVSPOOF5_COSTS
+from lobes.evaluation.calibration import check_prior, prior_or_default, read_calibration
 from lobes.evaluation.timeline import timeline_format, window_rows, write_timeline
 
 
@@ -47,7 +46,7 @@ def bona_fide_prior(args):
     """The ``--prior`` of ``lobes.detect`` (the posterior column and region
     decisions): the ASVspoof 5 cost model's effective prior when not given,
     as for the per-file ``--output prob``."""
-    return ASVSPOOF5_COSTS.effective_prior if args.prior is None else args.prior
+    return prior_or_default(args.prior)
 
 
 def no_rule_message(model_dir):

@@ -109,7 +109,7 @@ def test_calibration_prior_is_stated_and_used():
     assert default.prior == pytest.approx(1.9 / 2.9)
     other = fit_calibration(records(bonafide, spoof), prior=0.1)
     assert other.prior == 0.1
-    with pytest.raises(ValueError, match="prior must lie in"):
+    with pytest.raises(ValueError, match=r"a bona fide prior in \(0, 1\), got 1.0"):
         fit_calibration(records(bonafide, spoof), prior=1.0)
     with pytest.raises(ValueError, match="needs bona fide and spoof"):
         fit_logistic([[1.0], [2.0]], [True, True], 0.5)
