@@ -348,7 +348,10 @@ def _report(args, files, missing, scores, errors, outputs=None):
     if threshold is not None or not args.out:
         sys.stdout.write("".join(lines))
     for path in (p for p in files if p in errors):
-        print(f"error: could not score {shown(path)}: {errors[path]}", file=sys.stderr)
+        message = str(errors[path])
+        # Most readers' messages name the file already: name it once.
+        where = "" if path in message else f" {shown(path)}"
+        print(f"error: could not score{where}: {message}", file=sys.stderr)
     failed = len(errors) + len(missing)
     print(f"scored {len(scores)} of {len(files) + len(missing)} files"
           + (f" into {args.out}" if args.out else "")

@@ -298,6 +298,8 @@ def test_detect_refuses_nan_and_inf_files(skipped_run, tmp_path, capsys):
     assert len(lines) == 2 and not any(line.split("\t")[1] in ("nan", "inf") for line in lines)
     err = capsys.readouterr().err
     assert "nan.wav holds 8000 non-finite samples" in err and "inf.wav holds 8000" in err
+    nan_line = next(line for line in err.splitlines() if "nan.wav holds" in line)
+    assert nan_line.count("nan.wav") == 1, nan_line  # the file is named once
 
 
 @pytest.mark.slow
