@@ -18,7 +18,7 @@ from lobes.utils.run_folder import HPARAMS_FILE, SAVE_DIR
 # ``LayerwiseSSL`` keyword arguments a recipe may set on its ``ssl:`` entry.
 SSL_OPTIONS = ("include_cnn_output", "fusion_norm", "normalize_waveform", "use_attention_mask", "freeze")
 # Entries of the ``head:`` mapping that are not head options.
-NOT_HEAD_OPTIONS = ("ssl", "head_type", "head_class")
+NOT_HEAD_OPTIONS = ("ssl", "branches", "head_type", "head_class")
 
 
 def locate_run(folder):

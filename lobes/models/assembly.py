@@ -118,20 +118,33 @@ class BranchHeads(nn.ModuleDict):
         return {name: self[name](*inputs) for name, inputs in branch_inputs.items()}
 
 
-def head_per_depth(ssl, head_class, head_type=None, **kwargs):
-    """One head for a ``LayerwiseSSL``; ``BranchHeads``, one head per branch,
-    for a ``MultiDepthSSL``.
+def head_per_depth(ssl, head_class, head_type=None, branches=None, **kwargs):
+    """One head for a single run; ``BranchHeads``, one head per branch of the
+    plan, for a multi-depth or branched run.
 
+    ``branches``: the YAML's plan (``lobes.models.branches.plan_branches``;
+    ``[]`` for a single run), the one the encoder was built from; None reads
+    it back from the encoder (YAMLs written before the plan was passed here).
     ``head_class(ssl.output_size, **kwargs)`` for branches of the YAML's own
     head (``head_type``); another head of a branched run is built from
     ``lobes.models.branches.HEAD_CLASSES`` with the ``kwargs`` it accepts. Each
     branch's head is built with torch seeded by the branch's seed.
     """
-    if isinstance(ssl, MultiDepthSSL):
+    if branches is None:
+        branches = ssl.branches if isinstance(ssl, MultiDepthSSL) else []
+    branches = list(branches)
+    planned = [b.name for b in branches]
+    built = list(ssl.fusions) if isinstance(ssl, MultiDepthSSL) else []
+    if sorted(planned) != sorted(built):
+        raise ValueError(
+            f"the heads' branch plan {planned} differs from the encoder's {built}: "
+            "give the encoder and head_per_depth the same `branches`"
+        )
+    if branches:
         return BranchHeads({
             b.name: seeded(b.seed, lambda b=b: build_head(
                 b.head, ssl.output_size, head_type or b.head, head_class, kwargs))
-            for b in ssl.branches
+            for b in branches
         })
     return head_class(ssl.output_size, **kwargs)
 
