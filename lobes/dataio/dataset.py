@@ -119,14 +119,15 @@ def make_dataset(manifest, crop_mode, n_samples, sample_rate=SAMPLE_RATE, augmen
     if augmenter is not None:
         check_augmentable(dataset, manifest, augmenter, crop_mode, n_samples, sample_rate)
 
-    # Where each trial comes from, for errors: its protocol line where the
-    # manifest has one (``origin``; older manifests have none), and its
-    # manifest line (the header is line 1).
-    where = {}
-    for line, utt_id in enumerate(dataset.data_ids, 2):
+    # Manifest line of each trial, for errors (header is line 1).
+    line_of = {utt_id: line for line, utt_id in enumerate(dataset.data_ids, 2)}
+
+    def where(utt_id):
+        """The trial's protocol line where the manifest has one (``origin``;
+        older manifests have none), and its manifest line."""
         origin = dataset.data[utt_id].get("origin") or ""
-        where[utt_id] = f"{origin} (utterance {utt_id}, {manifest}:{line})" if origin else (
-            f"{manifest}:{line} (utterance {utt_id})")
+        at = f"{manifest}:{line_of[utt_id]}"
+        return f"{origin} (utterance {utt_id}, {at})" if origin else f"{at} (utterance {utt_id})"
 
     @sb.utils.data_pipeline.takes("id", "wav")
     @sb.utils.data_pipeline.provides("sig")
@@ -135,7 +136,7 @@ def make_dataset(manifest, crop_mode, n_samples, sample_rate=SAMPLE_RATE, augmen
             sig = load_audio(wav, sample_rate)
         except NonFiniteAudioError as err:
             raise NonFiniteAudioError(
-                f"{where[utt_id]}: {err}; "
+                f"{where(utt_id)}: {err}; "
                 "set nonfinite_audio: skip to leave such files out"
             ) from None
         if augmenter is not None and augmenter.position == "before_crop":

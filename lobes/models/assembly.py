@@ -118,17 +118,17 @@ class BranchHeads(nn.ModuleDict):
         return {name: self[name](*inputs) for name, inputs in branch_inputs.items()}
 
 
-def head_per_depth(ssl, head_class, head_type=None, branches=None, **kwargs):
-    """One head for a single run; ``BranchHeads``, one head per branch of the
-    plan, for a multi-depth or branched run.
+def checked_plan(ssl, branches=None):
+    """The branch plan of a run, as a list, checked against the encoder
+    ``ssl`` was built from: ``branches`` (the YAML's plan, ``[]`` for a
+    single run), or, when None (YAMLs written before the plan was passed
+    on), the encoder's own. A plan naming other branches than the encoder's
+    fusions is refused.
 
-    ``branches``: the YAML's plan (``lobes.models.branches.plan_branches``;
-    ``[]`` for a single run), the one the encoder was built from; None reads
-    it back from the encoder (YAMLs written before the plan was passed here).
-    ``head_class(ssl.output_size, **kwargs)`` for branches of the YAML's own
-    head (``head_type``); another head of a branched run is built from
-    ``lobes.models.branches.HEAD_CLASSES`` with the ``kwargs`` it accepts. Each
-    branch's head is built with torch seeded by the branch's seed.
+    Example
+    -------
+    >>> checked_plan(nn.Identity(), [])
+    []
     """
     if branches is None:
         branches = ssl.branches if isinstance(ssl, MultiDepthSSL) else []
@@ -137,9 +137,26 @@ def head_per_depth(ssl, head_class, head_type=None, branches=None, **kwargs):
     built = list(ssl.fusions) if isinstance(ssl, MultiDepthSSL) else []
     if sorted(planned) != sorted(built):
         raise ValueError(
-            f"the heads' branch plan {planned} differs from the encoder's {built}: "
-            "give the encoder and head_per_depth the same `branches`"
+            f"the branch plan {planned} differs from the encoder's {built}: "
+            "give the encoder, head_per_depth and the Brain the same `branches`"
         )
+    return branches
+
+
+def head_per_depth(ssl, head_class, head_type=None, branches=None, **kwargs):
+    """One head for a single run; ``BranchHeads``, one head per branch of the
+    plan, for a multi-depth or branched run.
+
+    ``branches``: the YAML's plan (``lobes.models.branches.plan_branches``;
+    ``[]`` for a single run), the one the encoder was built from; None reads
+    it back from the encoder (YAMLs written before the plan was passed here);
+    see ``checked_plan``.
+    ``head_class(ssl.output_size, **kwargs)`` for branches of the YAML's own
+    head (``head_type``); another head of a branched run is built from
+    ``lobes.models.branches.HEAD_CLASSES`` with the ``kwargs`` it accepts. Each
+    branch's head is built with torch seeded by the branch's seed.
+    """
+    branches = checked_plan(ssl, branches)
     if branches:
         return BranchHeads({
             b.name: seeded(b.seed, lambda b=b: build_head(

@@ -52,7 +52,7 @@ from lobes.utils.run_folder import (
     score_path,
     write_results,
 )
-from lobes.models.assembly import MultiDepthSSL
+from lobes.models.assembly import MultiDepthSSL, checked_plan
 from lobes.training.finite_guard import check_loss, check_metrics, check_parameters
 from lobes.training.run_config import run_config
 
@@ -102,14 +102,9 @@ class SpoofBrain(sb.Brain):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # The YAML's branch plan (the encoder's and the heads'); [] for a single run.
-        plan = getattr(self.hparams, "branches", None)
-        if plan is None:  # a YAML without `branches:`: the encoder's plan
-            plan = self.ssl.branches if isinstance(self.ssl, MultiDepthSSL) else []
+        plan = checked_plan(self.ssl, getattr(self.hparams, "branches", None))
         self.branches = {b.name: b for b in plan}
         self.multi_depth = bool(self.branches)
-        if self.multi_depth != isinstance(self.ssl, MultiDepthSSL) or (
-                self.multi_depth and set(self.branches) != set(self.ssl.fusions)):
-            raise ValueError("the hparams' `branches` plan is not the one the `ssl` encoder was built from")
         self.branch_names = list(self.branches) if self.multi_depth else [None]
         self.world_size = world_size()
         self.compute_seconds = {"encoder": 0.0, "heads": 0.0}
