@@ -11,7 +11,7 @@ branch (``head_per_depth``), and the single-branch view a detector loads
 import torch  # noqa: F401  (doctests use it)
 import torch.nn as nn
 
-from lobes.models.branches import build_head, plan_branches, seeded
+from lobes.models.branches import Branch, BranchModel, build_head, is_single_run, plan_branches, seeded
 from lobes.models.layer_sum import WeightedLayerSum
 from lobes.models.ssl import LayerwiseSSL
 
@@ -71,9 +71,9 @@ class MultiDepthSSL(LayerwiseSSL):
         """``{branch: weights}`` for every branch."""
         return {name: fusion.layer_weights() for name, fusion in self.fusions.items()}
 
-    def features(self, wavs, wav_lens=None):
-        """The shared encoder pass: stacked layers, frame lengths, frame mask."""
-        return self._layers_and_mask(wavs, wav_lens)
+    def branch_fusion(self, name):
+        """The fusion of branch ``name``."""
+        return self.fusions[name]
 
     def fuse(self, name, layers, mask):
         """Branch ``name``'s fused features (B, T, C) from ``features``' layers."""
@@ -87,17 +87,17 @@ class MultiDepthSSL(LayerwiseSSL):
 
 
 def layerwise_ssl(source, n_layers, branches=None, **kwargs):
-    """``LayerwiseSSL`` for one depth, ``MultiDepthSSL`` for a list of depths
-    or for ``branches`` (``lobes.models.branches.plan_branches``).
+    """The encoder of a branch plan (``lobes.models.branches.plan_branches``):
+    ``LayerwiseSSL`` for a single run, ``MultiDepthSSL`` for several branches.
 
     Lets one YAML serve all: ``n_layers: 6`` or ``n_layers: [2, 4, 6, 12]``,
-    with or without ``heads`` and ``init_seeds`` lists.
+    with or without ``heads`` and ``init_seeds`` lists. Without
+    ``branches``, the plan of ``n_layers`` alone.
     """
-    if branches:
-        return MultiDepthSSL(source, branches=branches, **kwargs)
-    if isinstance(n_layers, (list, tuple)):
-        return MultiDepthSSL(source, depths=n_layers, **kwargs)
-    return LayerwiseSSL(source, n_layers=n_layers, **kwargs)
+    plan = branches or plan_branches(n_layers, None, None)
+    if is_single_run(plan):
+        return LayerwiseSSL(source, n_layers=plan[0].depth, **kwargs)
+    return MultiDepthSSL(source, branches=plan, **kwargs)
 
 
 class BranchHeads(nn.ModuleDict):
@@ -118,26 +118,38 @@ class BranchHeads(nn.ModuleDict):
         return {name: self[name](*inputs) for name, inputs in branch_inputs.items()}
 
 
+def encoder_plan(ssl):
+    """The branch plan an encoder was built from (a single run's head is
+    unknown to its encoder: None)."""
+    if isinstance(ssl, MultiDepthSSL):
+        return list(ssl.branches)
+    return [Branch(None, ssl.encoder.n_layers, None, None)]
+
+
 def checked_plan(ssl, branches=None):
     """The branch plan of a run, as a list, checked against the encoder
-    ``ssl`` was built from: ``branches`` (the YAML's plan, ``[]`` for a
-    single run), or, when None (YAMLs written before the plan was passed
-    on), the encoder's own. A plan naming other branches than the encoder's
-    fusions is refused.
+    ``ssl`` was built from: ``branches`` (the YAML's plan), or, when None
+    (YAMLs written before the plan was passed on), the encoder's own. A
+    plan of other branches or depths than the encoder's is refused.
 
     Example
     -------
-    >>> checked_plan(nn.Identity(), [])
-    []
+    >>> from lobes.testing.tiny_models import save_tiny_ssl
+    >>> ssl = LayerwiseSSL(save_tiny_ssl(getfixture("tmp_path"), "wavlm"), n_layers=2)
+    >>> checked_plan(ssl, plan_branches(2, "ffn", 1))
+    [Branch(head='ffn', depth=2, seed=None, name=None)]
+    >>> checked_plan(ssl, plan_branches(3, "ffn", 1))
+    Traceback (most recent call last):
+    ...
+    ValueError: the branch plan [(None, 3)] differs from the encoder's [(None, 2)]: give the encoder, head_per_depth and the Brain the same `branches`
     """
-    if branches is None:
-        branches = ssl.branches if isinstance(ssl, MultiDepthSSL) else []
-    branches = list(branches)
-    planned = [b.name for b in branches]
-    built = list(ssl.fusions) if isinstance(ssl, MultiDepthSSL) else []
-    if sorted(planned) != sorted(built):
+    built = encoder_plan(ssl)
+    branches = list(branches) if branches else built
+    planned = sorted((b.name or "", b.depth) for b in branches)
+    if planned != sorted((b.name or "", b.depth) for b in built):
         raise ValueError(
-            f"the branch plan {planned} differs from the encoder's {built}: "
+            f"the branch plan {[(b.name, b.depth) for b in branches]} differs from the encoder's "
+            f"{[(b.name, b.depth) for b in built]}: "
             "give the encoder, head_per_depth and the Brain the same `branches`"
         )
     return branches
@@ -147,23 +159,28 @@ def head_per_depth(ssl, head_class, head_type=None, branches=None, **kwargs):
     """One head for a single run; ``BranchHeads``, one head per branch of the
     plan, for a multi-depth or branched run.
 
-    ``branches``: the YAML's plan (``lobes.models.branches.plan_branches``;
-    ``[]`` for a single run), the one the encoder was built from; None reads
-    it back from the encoder (YAMLs written before the plan was passed here);
-    see ``checked_plan``.
+    ``branches``: the YAML's plan (``lobes.models.branches.plan_branches``),
+    the one the encoder was built from; None reads it back from the encoder
+    (YAMLs written before the plan was passed here); see ``checked_plan``.
     ``head_class(ssl.output_size, **kwargs)`` for branches of the YAML's own
     head (``head_type``); another head of a branched run is built from
     ``lobes.models.branches.HEAD_CLASSES`` with the ``kwargs`` it accepts. Each
     branch's head is built with torch seeded by the branch's seed.
     """
     branches = checked_plan(ssl, branches)
-    if branches:
-        return BranchHeads({
+    if is_single_run(branches):
+        return head_class(ssl.output_size, **kwargs)
+    return BranchHeads({
             b.name: seeded(b.seed, lambda b=b: build_head(
                 b.head, ssl.output_size, head_type or b.head, head_class, kwargs))
             for b in branches
         })
-    return head_class(ssl.output_size, **kwargs)
+
+
+def branch_model(ssl, head, name):
+    """Branch ``name``'s fusion and head as one ``BranchModel``; ``head``
+    is ``head_per_depth``'s (one head, or ``BranchHeads``)."""
+    return BranchModel(ssl.branch_fusion(name), head if name is None else head[name])
 
 
 class BranchSSL(nn.Module):

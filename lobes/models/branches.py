@@ -27,7 +27,12 @@ HEAD_CLASSES = {"ffn": FFNHead, "aasist": AASISTHead}
 
 @dataclass(frozen=True)
 class Branch:
-    """One (head, depth, seed) of a run and the subfolder of its outputs."""
+    """One (head, depth, seed) of a run and the subfolder of its outputs.
+
+    A single run is a plan of one branch named None: its outputs are the
+    run's own folder, and its seed is None (the initialisation draws from
+    the run's seeded random stream, as a depth branch's does).
+    """
 
     head: str
     depth: int
@@ -51,7 +56,7 @@ def _as_list(option, value, kind):
 
 
 def plan_branches(n_layers, head_type, seed, heads=None, init_seeds=None):
-    """The branches of a run, or ``[]`` for a plain single run.
+    """The branches of a run: one, named None, for a single run.
 
     Arguments
     ---------
@@ -68,6 +73,8 @@ def plan_branches(n_layers, head_type, seed, heads=None, init_seeds=None):
 
     Example
     -------
+    >>> plan_branches(4, "ffn", 1)
+    [Branch(head='ffn', depth=4, seed=None, name=None)]
     >>> [b.name for b in plan_branches([2, 4], "ffn", 1)]
     ['N2', 'N4']
     >>> [b.name for b in plan_branches(2, "ffn", 1, heads=["ffn", "aasist"], init_seeds=[1, 7])]
@@ -81,7 +88,7 @@ def plan_branches(n_layers, head_type, seed, heads=None, init_seeds=None):
     depths = _as_list("n_layers", n_layers, int)
     if heads is None and init_seeds is None:
         if not multi_depth:
-            return []
+            return [Branch(head_type, depths[0], None, None)]
         # Depth branches keep the run's seeded random stream (seed None).
         return [Branch(head_type, d, None, depth_name(d)) for d in sorted(depths)]
     head_names = _as_list("heads", [head_type] if heads is None else heads, str)
@@ -95,6 +102,17 @@ def plan_branches(n_layers, head_type, seed, heads=None, init_seeds=None):
         for d in sorted(depths)
         for s in seeds
     ]
+
+
+def is_single_run(plan):
+    """True for the plan of a single run (one branch, named None).
+
+    Example
+    -------
+    >>> is_single_run(plan_branches(4, "ffn", 1)), is_single_run(plan_branches([4], "ffn", 1))
+    (True, False)
+    """
+    return len(plan) == 1 and plan[0].name is None
 
 
 def build_head(head, input_size, head_type, head_class, options):

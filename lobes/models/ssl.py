@@ -257,6 +257,11 @@ class TruncatedSSLEncoder(HFTransformersInterface):
 
         if not freeze and freeze_feature_extractor:
             self.model.freeze_feature_encoder()
+        if not freeze:
+            # Fine-tuning: parameters no fused layer depends on get no gradient,
+            # and DDP would wait for theirs forever. Frozen, they are left out.
+            for param in self._parameters_outside_the_layers():
+                param.requires_grad_(False)
 
         layers = self.model.encoder.layers
         if len(layers) != self.n_layers:
@@ -271,6 +276,19 @@ class TruncatedSSLEncoder(HFTransformersInterface):
             layers[0].register_forward_pre_hook(self._capture_input)
         for layer in layers:
             layer.register_forward_hook(self._capture_output)
+
+    def _parameters_outside_the_layers(self):
+        """Parameters of the HF model that the captured layer outputs never
+        depend on: SpecAugment's mask embedding (SpecAugment is off, see
+        ``override_config``) and, in stable-layer-norm ("large") models, the
+        LayerNorm applied after the last layer, which only HF's
+        ``last_hidden_state`` goes through."""
+        params = []
+        if getattr(self.model, "masked_spec_embed", None) is not None:
+            params.append(self.model.masked_spec_embed)
+        if self.config.do_stable_layer_norm:
+            params.extend(self.model.encoder.layer_norm.parameters())
+        return params
 
     def _mask_first_cnn_norm(self):
         """Swaps the per-channel GroupNorm of a base model's first CNN layer
@@ -512,15 +530,28 @@ class LayerwiseSSL(nn.Module):
         """Stacked per-layer outputs before fusion, (B, N, T, C)."""
         return self.encoder(wavs, wav_lens)[0]
 
-    def _layers_and_mask(self, wavs, wav_lens):
-        """Stacked layers, relative frame lengths and the real-frame mask."""
-        layers, frame_lens = self.encoder(wavs, wav_lens)
+    def features(self, wavs, wav_lens=None, encoder=None):
+        """The encoder pass before fusion: stacked layers (B, N, T, C),
+        relative frame lengths (B,) and the real-frame mask (B, T) (None
+        without ``wav_lens``).
+
+        ``encoder``: the module to run instead of ``self.encoder``: its DDP
+        wrapper, when a fine-tuned encoder trains under torchrun (the wrapper
+        must run the forward pass for its gradients to be synchronised).
+        """
+        layers, frame_lens = (encoder or self.encoder)(wavs, wav_lens)
         mask = None if wav_lens is None else frame_mask(frame_lens, layers.shape[2], layers.device)
         return layers, frame_lens, mask
 
+    def branch_fusion(self, name=None):
+        """The fusion of branch ``name``: this run's only one (name None)."""
+        if name is not None:
+            raise KeyError(f"a single-depth encoder has no branch {name!r}")
+        return self.fusion
+
     def forward(self, wavs, wav_lens=None):
         """Returns fused features (B, T, C) and relative frame lengths (B,)."""
-        layers, frame_lens, mask = self._layers_and_mask(wavs, wav_lens)
+        layers, frame_lens, mask = self.features(wavs, wav_lens)
         return self.fusion(layers, mask), frame_lens
 
     def trainable_state_dict(self):

@@ -18,17 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast
-from speechbrain.utils.epoch_loop import EpochCounterWithStopper
 from torch.nn.parallel import DistributedDataParallel
 
-from lobes.models.branches import (
-    BranchModel,
-    check_branch_folders,
-    check_branch_list,
-)
+from lobes.models.branches import check_branch_folders, check_branch_list
 from lobes.evaluation.calibration import calibrated_test_outputs
 from lobes.evaluation.summary import print_summary
-from lobes.training.branch_state import BranchState
+from lobes.training.branch_state import run_states
 from lobes.training.distributed import (
     all_sum,
     if_main_process,
@@ -45,14 +40,13 @@ from lobes.evaluation.metrics import compute_eer, record_metrics
 from lobes.evaluation.scores import write_scores
 from lobes.utils.files import atomic_write_text
 from lobes.utils.run_folder import (
-    SAVE_DIR,
     discard_incomplete_checkpoints,
     rank_checkpoint,
     read_results,
     score_path,
     write_results,
 )
-from lobes.models.assembly import MultiDepthSSL, checked_plan
+from lobes.models.assembly import branch_model, checked_plan
 from lobes.training.finite_guard import check_loss, check_metrics, check_parameters
 from lobes.training.run_config import run_config
 
@@ -76,18 +70,20 @@ class SpoofBrain(sb.Brain):
     frozen SSL, checkpoints hold only the fusion, the head and the
     optimizer.
 
-    With a ``MultiDepthSSL`` (``n_layers: [2, 4, 6, 12]``) and one head per
-    depth, every depth is a branch trained side by side on one encoder pass:
-    each has its own dev selection, early stopping, checkpoints and outputs
-    in ``<output_folder>/N<n>/``, in the single-depth format. With ``heads``
-    and/or ``init_seeds`` lists, every (head, depth, seed) is such a branch,
-    in ``<output_folder>/<head>/N<n>/seed<s>/`` (see ``lobes.models.branches``).
-    A training step runs the encoder once (no grad when frozen), then each
-    branch's fusion, head, loss and backward one after another, so that one
-    branch's graph is alive at a time; a branch that has stopped early is no
-    longer run nor updated (its gradients stay None, which Adam skips).
-    Each branch has its own optimizer, so that gradient clipping is per
-    branch, as in a run of its own.
+    A run is its branch plan (the YAML's ``branches``,
+    ``lobes.models.branches.plan_branches``), and every step runs the same
+    way for each branch (``lobes.training.branch_state``): the encoder once
+    (no grad when frozen), then each active branch's fusion, head, loss and
+    backward one after another, so that one branch's graph is alive at a
+    time. A single run is one branch, in the output folder itself. With
+    ``n_layers: [2, 4, 6, 12]`` every depth is a branch on the shared frozen
+    encoder pass, with its own dev selection, early stopping, checkpoints
+    and outputs in ``<output_folder>/N<n>/``; with ``heads`` and/or
+    ``init_seeds`` lists, every (head, depth, seed) is such a branch, in
+    ``<output_folder>/<head>/N<n>/seed<s>/``. A branch that has stopped
+    early is no longer run nor updated (its gradients stay None, which Adam
+    skips). Each branch has its own optimizer, so that gradient clipping is
+    per branch, as in a run of its own.
 
     Under ``torchrun`` (see the README's "Multi-GPU and multi-node"), each
     rank trains on its shard (SpeechBrain's distributed samplers) and scores
@@ -101,91 +97,51 @@ class SpoofBrain(sb.Brain):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The YAML's branch plan (the encoder's and the heads'); [] for a single run.
         plan = checked_plan(self.ssl, getattr(self.hparams, "branches", None))
         self.branches = {b.name: b for b in plan}
-        self.multi_depth = bool(self.branches)
-        self.branch_names = list(self.branches) if self.multi_depth else [None]
+        self.branched = any(b.seed is not None for b in plan)  # (head, depth, seed) branches
         self.world_size = world_size()
         self.compute_seconds = {"encoder": 0.0, "heads": 0.0}
-        if self.multi_depth:
-            self.states = self._setup_branches()
-        else:  # a single run: one branch, the run's own folder, checkpointer and counter
-            self.states = {None: BranchState(
-                None, self.hparams.output_folder, self.checkpointer, self.hparams.epoch_counter)}
-
-    @property
-    def branched(self):
-        """True for a run of (head, depth, seed) branches (``heads`` or
-        ``init_seeds`` lists), False for single and multi-depth runs."""
-        return any(b.seed is not None for b in self.branches.values())
-
-    def _setup_branches(self):
-        """``{name: BranchState}``: per-branch models, checkpointers (best
-        model) and early stoppers (resumable); refuses an output folder of
-        another configuration."""
-        if self.branched:
-            check_branch_folders(self.hparams.output_folder, self.branches.values())
-            path, names = check_branch_list(self.hparams.output_folder, self.branches.values())
+        if self.data_parallel_backend:
+            raise ValueError("--data_parallel_backend is not supported: start the recipe with torchrun "
+                             "instead (README: Multi-GPU and multi-node)")
+        if self.branched:  # refuse an output folder of another configuration
+            check_branch_folders(self.hparams.output_folder, plan)
+            path, names = check_branch_list(self.hparams.output_folder, plan)
             if if_main_process():
                 atomic_write_text(path, json.dumps(names, indent=1) + "\n")
-        counter, states = self.hparams.epoch_counter, {}
-        for index, name in enumerate(self.branch_names):
-            model = BranchModel(self.ssl.fusions[name], unwrap(self.modules.head)[name])
-            if self.distributed_launch:
-                # One wrapper per branch (registered in modules, so that
-                # SpeechBrain's no_sync reaches it): every parameter of a
-                # wrapper is used whenever it runs, and a stopped branch's
-                # wrapper simply runs no more (no find_unused_parameters).
-                model = self._ddp(model)
-                self.modules[f"branch{index}"] = model
-            folder = self.branch_folder(name)
-            checkpointer = sb.utils.checkpoints.Checkpointer(
-                os.path.join(folder, SAVE_DIR),
-                recoverables={"fusion": self.ssl.fusions[name], "head": self.modules.head[name]},
-            )
-            stopper = EpochCounterWithStopper(
-                limit=counter.limit,
-                limit_to_stop=getattr(counter, "limit_to_stop", counter.limit),
-                limit_warmup=0,
-                direction="min",
-            )
-            # Recoverable names become file names: no "/" of branch names.
-            self.checkpointer.add_recoverable(f"stopper_{name.replace('/', '_')}", stopper)
-            states[name] = BranchState(name, folder, checkpointer, stopper, model, own_counter=True)
-        return states
-
-    def branch_folder(self, name):
-        """Output folder of a branch: the run's own, or ``N<n>/`` or
-        ``<head>/N<n>/seed<s>/`` inside it."""
-        folder = self.hparams.output_folder
-        return folder if name is None else os.path.join(folder, name)
+        head = unwrap(self.modules.head)
+        models = {name: branch_model(self.ssl, head, name) for name in self.branches}
+        self.states = run_states(
+            plan, self.hparams.output_folder, self.checkpointer, self.hparams.epoch_counter, models
+        )
+        self.encoder = self.ssl.encoder  # what runs the encoder pass (its DDP wrapper when fine-tuned)
+        if self.distributed_launch:
+            self._wrap_trained_parts()
 
     @property
     def ssl(self):
-        """The ``LayerwiseSSL`` (unwrapped from DDP)."""
+        """The ``LayerwiseSSL`` or ``MultiDepthSSL`` (unwrapped from DDP)."""
         return unwrap(self.modules.ssl)
 
-    def scoring_module(self, name, stage):
-        """``self.modules[name]`` for training, its unwrapped module for
-        scoring: no DDP collectives run in a forward pass of dev or test,
-        whose shards may differ in batch count."""
-        module = self.modules[name]
-        return module if stage == sb.Stage.TRAIN else unwrap(module)
+    def _wrap_trained_parts(self):
+        """One DDP wrapper per branch, and one for a fine-tuned encoder,
+        registered in ``modules`` so that SpeechBrain's ``no_sync`` reaches
+        them. Every parameter of a branch's wrapper is used whenever it runs,
+        and a stopped branch's wrapper simply runs no more. SpeechBrain's
+        SyncBatchNorm conversion is left out: SyncBatchNorm runs on GPUs
+        only, and it would replace the fusion's masked BatchNorm (whose
+        statistics skip padded frames) with a plain one; BatchNorm statistics
+        are per rank, as in a single-process run."""
+        for index, state in enumerate(self.states.values()):
+            state.model = self.modules[f"branch{index}"] = self._ddp(state.model)
+        if any(p.requires_grad for p in self.encoder.parameters()):
+            self.encoder = self.modules["encoder"] = self._ddp(
+                self.encoder, find_unused_parameters=self.find_unused_parameters
+            )
 
     def _wrap_distributed(self):
-        """DDP around each trainable module, without SpeechBrain's
-        SyncBatchNorm conversion: SyncBatchNorm runs on GPUs only, and it
-        would replace the fusion's masked BatchNorm (whose statistics skip
-        padded frames) with a plain one. BatchNorm statistics are therefore
-        per rank, over that rank's batch, as in a single-process run."""
-        if not self.distributed_launch:
-            return super()._wrap_distributed()
-        if isinstance(unwrap(self.modules.ssl), MultiDepthSSL):
-            return  # each branch gets its own wrapper in _setup_branches
-        for name, module in self.modules.items():
-            if any(p.requires_grad for p in module.parameters()):
-                self.modules[name] = self._ddp(module, find_unused_parameters=self.find_unused_parameters)
+        """Nothing to wrap here: the trained parts were wrapped at start."""
 
     def leave_distributed(self):
         """Ends this rank's part in a torchrun job once every score is
@@ -198,6 +154,7 @@ class SpoofBrain(sb.Brain):
             self.modules[name] = unwrap(module)
         for state in self.states.values():
             state.model = unwrap(state.model)
+        self.encoder = unwrap(self.encoder)
         leave_process_group()
 
     def _ddp(self, module, **kwargs):
@@ -215,16 +172,10 @@ class SpoofBrain(sb.Brain):
             loader_kwargs = {**loader_kwargs, "sampler": sampler, "shuffle": False}
         return super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
 
-    def branch_layer_weights(self, name):
-        ssl = self.ssl
-        return ssl.layer_weights() if name is None else ssl.fusions[name].layer_weights()
-
     def active_branches(self, stage):
         """Branches to run: all for testing; those not stopped early for
         training and dev (a stopped branch's selection is final)."""
-        if stage == sb.Stage.TEST:
-            return list(self.branch_names)
-        return [name for name, state in self.states.items() if not state.stopped]
+        return [name for name, state in self.states.items() if stage == sb.Stage.TEST or not state.stopped]
 
     def _timed(self, key, fn, *args):
         """``fn(*args)``, adding its time to ``compute_seconds[key]``."""
@@ -235,61 +186,58 @@ class SpoofBrain(sb.Brain):
         self.compute_seconds[key] += time.perf_counter() - start
         return out
 
-    def compute_forward(self, batch, stage):
-        """Waveforms -> ``{branch: logits (B, 2)}`` ordered [spoof, bonafide]."""
-        batch = batch.to(self.device)
-        wavs, wav_lens = batch.sig
-        if self.multi_depth:
-            layers, frame_lens, mask = self.ssl.features(wavs, wav_lens)
-            return {
-                name: self.branch_model(name, stage)(layers, mask, frame_lens)
-                for name in self.active_branches(stage)
-            }
-        fused = self.scoring_module("ssl", stage)(wavs, wav_lens)
-        return {None: self.scoring_module("head", stage)(*fused)}
+    def encoder_pass(self, batch, stage):
+        """The encoder pass all branches share: stacked layers, relative
+        frame lengths and the frame mask (``LayerwiseSSL.features``)."""
+        wavs, wav_lens = batch.to(self.device).sig
+        encoder = self.encoder if stage == sb.Stage.TRAIN else unwrap(self.encoder)
+        return self.ssl.features(wavs, wav_lens, encoder)
 
-    def branch_model(self, name, stage):
-        """Branch ``name``'s ``BranchModel`` (its DDP wrapper for training)."""
+    def branch_forward(self, name, shared, stage):
+        """Branch ``name``'s logits (B, 2) ordered [spoof, bonafide] from the
+        shared encoder pass. Training runs its DDP wrapper; scoring runs the
+        module itself: no DDP collective runs in a dev or test forward pass,
+        whose shards may differ in batch count."""
+        layers, frame_lens, mask = shared
         model = self.states[name].model
-        return model if stage == sb.Stage.TRAIN else unwrap(model)
+        model = model if stage == sb.Stage.TRAIN else unwrap(model)
+        return model(layers, mask, frame_lens)
+
+    def compute_forward(self, batch, stage):
+        """Waveforms -> ``{branch: branch_forward(...)}`` of the active branches."""
+        shared = self.encoder_pass(batch, stage)
+        return {name: self.branch_forward(name, shared, stage) for name in self.active_branches(stage)}
 
     def fit_batch(self, batch):
-        """SpeechBrain's training step; notes the trial ids with ``log_train_ids``.
-
-        With branches: the encoder once, then forward and backward of each
-        active branch in turn (memory: the shared layers plus one branch's
-        graph), then one optimizer step.
-        """
+        """SpeechBrain's training step, branch by branch: the encoder once,
+        then forward and backward of each active branch in turn (memory: the
+        shared layers plus one branch's graph), then one optimizer step.
+        Notes the trial ids with ``log_train_ids``."""
         self.batch_ids = batch.id  # named if the loss or a parameter turns NaN
         if getattr(self.hparams, "log_train_ids", False):
             self.train_ids.extend(batch.id)
-        if not self.multi_depth:
-            return super().fit_batch(batch)
         should_step = (self.step % self.grad_accumulation_factor) == 0
         self.on_fit_batch_start(batch, should_step)
-        batch = batch.to(self.device)
-        wavs, wav_lens = batch.sig
         total = torch.zeros((), device=self.device)
         with self.no_sync(not should_step):
             with self.training_ctx:
-                layers, frame_lens, mask = self._timed("encoder", self.ssl.features, wavs, wav_lens)
+                shared = self._timed("encoder", self.encoder_pass, batch, sb.Stage.TRAIN)
             for name in self.active_branches(sb.Stage.TRAIN):
-                self._timed("heads", self._fit_branch, name, batch, layers, mask, frame_lens)
-                total = total + self.last_branch_loss
+                total = total + self._timed("heads", self._fit_branch, name, batch, shared)
         if should_step:
             self.optimizers_step()
         self.on_fit_batch_end(batch, None, total, should_step)
         return total.detach().cpu()
 
-    def _fit_branch(self, name, batch, layers, mask, frame_lens):
-        """Forward and backward of one branch on the shared layers."""
+    def _fit_branch(self, name, batch, shared):
+        """Forward and backward of one branch on the shared layers; its loss."""
         with self.training_ctx:
-            logits = self.states[name].model(layers, mask, frame_lens)
-            loss = self.compute_objectives({name: logits}, batch, sb.Stage.TRAIN)
+            outputs = self.branch_forward(name, shared, sb.Stage.TRAIN)
+            loss = self.compute_objectives({name: outputs}, batch, sb.Stage.TRAIN)
         scaled = self.scaler.scale(loss / self.grad_accumulation_factor)
         self.check_loss_isfinite(scaled)
         scaled.backward()
-        self.last_branch_loss = loss.detach()
+        return loss.detach()
 
     def check_loss_isfinite(self, loss):
         """Stops at the first non-finite loss, naming the batch (SpeechBrain
@@ -311,37 +259,28 @@ class SpoofBrain(sb.Brain):
             loss = F.cross_entropy(logits.float(), labels, weight=weights)
             total = total + loss
             if stage != sb.Stage.TRAIN:
-                self.record(name, batch, logits[:, 1], loss)
+                self.states[name].record(batch, logits[:, 1], loss)
         if stage != sb.Stage.TRAIN:
             self.n_scored_batches += 1
         return total
 
-    def record(self, branch, batch, scores, loss):
-        """Adds a scored batch to ``branch``'s dev/test collection (its score
-        records and loss); ``n_scored_batches`` counts batches once."""
-        self.states[branch].record(batch, scores, loss)
-
     def init_optimizers(self):
-        """Gives the optimizer the trainable parameters only; one optimizer
-        per branch, so that SpeechBrain's gradient clipping (per optimizer,
-        ``max_grad_norm``) never couples branches."""
+        """Gives each branch an optimizer of its trainable parameters (with
+        a fine-tuned encoder's, whose run has one branch), so that
+        SpeechBrain's gradient clipping (per optimizer, ``max_grad_norm``)
+        never couples branches. A single run's optimizer keeps
+        SpeechBrain's recoverable name, ``optimizer``."""
         if self.opt_class is None:
             return
-        if self.multi_depth:
-            self.optimizers_dict = {
-                name: self.opt_class([p for p in unwrap(state.model).parameters() if p.requires_grad])
-                for name, state in self.states.items()
-            }
-            self.optimizer = next(iter(self.optimizers_dict.values()))
+        encoder = [p for p in self.ssl.encoder.parameters() if p.requires_grad]  # [] when frozen
+        self.optimizers_dict = {}
+        for name, state in self.states.items():
+            params = encoder + [p for p in unwrap(state.model).parameters() if p.requires_grad]
+            self.optimizers_dict[name] = optimizer = self.opt_class(params)
             if self.checkpointer is not None:
-                for name, optimizer in self.optimizers_dict.items():
-                    self.checkpointer.add_recoverable(f"optimizer_{name.replace('/', '_')}", optimizer)
-        else:
-            params = [p for p in self.modules.parameters() if p.requires_grad]
-            self.optimizer = self.opt_class(params)
-            self.optimizers_dict = {"opt_class": self.optimizer}
-            if self.checkpointer is not None:
-                self.checkpointer.add_recoverable("optimizer", self.optimizer)
+                key = "optimizer" if name is None else f"optimizer_{name.replace('/', '_')}"
+                self.checkpointer.add_recoverable(key, optimizer)
+        self.optimizer = next(iter(self.optimizers_dict.values()))
         # Last step before SpeechBrain resumes, once every recoverable is known:
         # set aside the checkpoints a crash left half-written.
         # (A single run's branch checkpointer is the run's own: a set, each once.)
@@ -398,7 +337,7 @@ class SpoofBrain(sb.Brain):
             self._select_and_stop(epoch, branch_metrics)
             return
         if if_main_process():
-            for name in self.branch_names:
+            for name in self.states:
                 self._write_test_outputs(name, branch_metrics[name]["loss"])
         ddp_barrier()
 
@@ -417,18 +356,23 @@ class SpoofBrain(sb.Brain):
             stats_meta=meta, train_stats={"loss": self.train_loss}, valid_stats=valid
         )
 
+    def branch_layer_weights(self, name):
+        """Branch ``name``'s normalised fusion weights, layer 1 first."""
+        return self.ssl.branch_fusion(name).layer_weights()
+
     def _select_and_stop(self, epoch, branch_metrics):
         """Keeps each branch's best checkpoint; early stopping on dev loss
-        (the paper's rule), per branch."""
+        (the paper's rule), per branch; the run stops when all branches have."""
         for name, metrics in branch_metrics.items():  # never save a NaN checkpoint
             check_metrics(metrics, epoch, name)
         for name, metrics in branch_metrics.items():
             self.states[name].select(epoch, metrics, self.checkpoint_rank)
-        if self.multi_depth:
-            # The run's checkpoint: the branch stoppers, optimizers and epoch to resume from.
+        if all(state.own_counter for state in self.states.values()):
+            # Branches keep their best models in their own folders; the run's
+            # checkpoint holds their stoppers, the optimizers and the epoch to resume from.
             self.checkpointer.save_and_keep_only(meta={"epoch": epoch})
-            if all(state.stopped for state in self.states.values()):
-                self.hparams.epoch_counter.should_stop = True
+        if all(state.stopped for state in self.states.values()):
+            self.hparams.epoch_counter.should_stop = True
 
     def checkpoint_rank(self, checkpoint):
         """Ranks checkpoints with ``rank_checkpoint`` (higher is better)."""

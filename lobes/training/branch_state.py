@@ -10,9 +10,15 @@ being run, so that ``SpoofBrain`` runs the same steps for every branch
 instead of forking between single and multi-branch runs.
 """
 
+import os
+
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.epoch_loop import EpochCounterWithStopper
+
 from lobes.evaluation.scores import ScoreRecord
 from lobes.training.distributed import gather_unique
 from lobes.training.finite_guard import check_metrics
+from lobes.utils.run_folder import SAVE_DIR
 
 
 class BranchState:
@@ -30,8 +36,7 @@ class BranchState:
         Its early stopping (the run's epoch counter for a single run; a plain
         ``EpochCounter`` never stops early).
     model : torch.nn.Module, optional
-        Its ``BranchModel`` (in a DDP wrapper under torchrun); None for a
-        single run, whose modules are the Brain's own.
+        Its ``BranchModel`` (fusion and head; in a DDP wrapper under torchrun).
     own_counter : bool
         True when the stopper is the branch's own and must be told the epoch
         (branches of a run); False when it is the run's epoch counter.
@@ -107,3 +112,48 @@ class BranchState:
             f"checkpoint {found.path}",
         )
         self.checkpointer.recover_if_possible(importance_key=rank)
+
+
+def run_states(plan, output_folder, run_checkpointer, epoch_counter, models):
+    """``{name: BranchState}`` for every branch of a run's ``plan``.
+
+    A single run's branch (name None) is the run itself: the output folder,
+    the run's checkpointer and epoch counter. Any other branch gets a
+    folder inside the output folder, a checkpointer of its own there (its
+    fusion and head: its best model only) and an early stopper of the
+    epoch counter's limits, which the run's checkpointer saves (so that a
+    resumed run knows which branches have stopped).
+
+    Arguments
+    ---------
+    plan : list of lobes.models.branches.Branch
+        The run's branches.
+    output_folder : str
+        The run's output folder.
+    run_checkpointer : speechbrain.utils.checkpoints.Checkpointer
+        The run's checkpointer (the YAML's ``checkpointer``).
+    epoch_counter : speechbrain.utils.epoch_loop.EpochCounter
+        The run's epoch counter (the YAML's ``epoch_counter``).
+    models : dict
+        ``{name: BranchModel}`` of every branch.
+    """
+    states = {}
+    for branch in plan:
+        model = models[branch.name]
+        if branch.name is None:
+            states[None] = BranchState(None, output_folder, run_checkpointer, epoch_counter, model)
+            continue
+        folder = os.path.join(output_folder, branch.name)
+        checkpointer = Checkpointer(
+            os.path.join(folder, SAVE_DIR), recoverables={"fusion": model.fusion, "head": model.head}
+        )
+        stopper = EpochCounterWithStopper(
+            limit=epoch_counter.limit,
+            limit_to_stop=getattr(epoch_counter, "limit_to_stop", epoch_counter.limit),
+            limit_warmup=0,
+            direction="min",
+        )
+        # Recoverable names become file names: no "/" of branch names.
+        run_checkpointer.add_recoverable(f"stopper_{branch.name.replace('/', '_')}", stopper)
+        states[branch.name] = BranchState(branch.name, folder, checkpointer, stopper, model, own_counter=True)
+    return states

@@ -37,7 +37,8 @@ def run_config(hparams, branch=None, branched=False):
     hparams : object
         The recipe's hparams (attributes, as ``Brain.hparams`` has them).
     branch : lobes.models.branches.Branch, optional
-        The branch the result belongs to (None for a single run).
+        The branch the result belongs to (a single run's, or None: the YAML's
+        own configuration).
     branched : bool
         True for a run of (head, depth, seed) branches, False for a
         multi-depth run (one branch per depth).
@@ -46,11 +47,11 @@ def run_config(hparams, branch=None, branched=False):
     -------
     >>> from types import SimpleNamespace
     >>> run_config(SimpleNamespace(n_layers=[2, 4], head_type="ffn", seed=1),
-    ...            SimpleNamespace(depth=4, head="ffn", seed=None))
+    ...            SimpleNamespace(depth=4, head="ffn", seed=None, name="N4"))
     {'n_layers': 4, 'head_type': 'ffn', 'seed': 1, 'multi_depth_run': [2, 4]}
     """
     config = {key: getattr(hparams, key) for key in RUN_CONFIG_KEYS if hasattr(hparams, key)}
-    if branch is None:
+    if branch is None or branch.name is None:  # a single run: its YAML says it all
         return config
     if not branched:
         config.update(n_layers=branch.depth, multi_depth_run=hparams.n_layers)

@@ -84,22 +84,19 @@ class SegmentBrain(PartialSpoofBrain):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for option in ("heads", "init_seeds"):
-            if getattr(self.hparams, option, None) is not None:
-                raise ValueError(f"the segment task trains one model per run: {option} must be null")
+        if list(self.states) != [None]:
+            raise ValueError(
+                "the segment task trains one model per run: give n_layers a single value "
+                "and leave heads and init_seeds null"
+            )
 
-    def compute_forward(self, batch, stage):
-        """Waveforms -> frame logits (B, T, 2) and relative frame lengths."""
-        if self.multi_depth:
-            raise ValueError("the segment task trains one depth at a time: give n_layers a single value")
-        batch = batch.to(self.device)
-        wavs, wav_lens = batch.sig
-        feats, feat_lens = self.scoring_module("ssl", stage)(wavs, wav_lens)
-        return self.scoring_module("head", stage)(feats, feat_lens), feat_lens
+    def branch_forward(self, name, shared, stage):
+        """Frame logits (B, T, 2) and relative frame lengths."""
+        return super().branch_forward(name, shared, stage), shared[1]
 
     def compute_objectives(self, predictions, batch, stage):
         """Frame plus utterance loss; collects frame and utterance scores."""
-        frame_logits, feat_lens = predictions
+        frame_logits, feat_lens = predictions[None]
         n_frames = frame_logits.shape[1]
         real_frames = torch.round(feat_lens * n_frames).long().clamp(1, n_frames)
         utt_logits = utterance_logits(frame_logits, feat_lens, self.hparams.utterance_pooling)
@@ -130,7 +127,7 @@ class SegmentBrain(PartialSpoofBrain):
     def _collect(self, batch, utt_scores, scores, real_frames, loss):
         # SpoofBrain's collection (branch None: a single depth) feeds its dev
         # selection, early stopping and score files.
-        self.record(None, batch, utt_scores, loss)
+        self.states[None].record(batch, utt_scores, loss)
         self.n_scored_batches += 1
         scores = scores.detach().float().cpu().numpy()
         for i, utt_id in enumerate(batch.id):

@@ -12,6 +12,7 @@ from lobes.training.brain import SpoofBrain
 from lobes.dataio.dataset import make_datasets
 from lobes.evaluation.scores import read_scores
 from lobes.models.assembly import MultiDepthSSL, head_per_depth, layerwise_ssl
+from lobes.models.branches import plan_branches
 from lobes.models.heads import FFNHead
 from lobes.models.ssl import LayerwiseSSL
 from lobes.testing.synthetic import make_synthetic_la
@@ -42,7 +43,7 @@ def test_multi_depth_fusions_see_prefixes_of_one_encoder_pass(tiny_models):
     # The heads follow the plan the encoder was built from, and refuse another.
     assert sorted(head_per_depth(multi, FFNHead, branches=multi.branches)) == ["N1", "N3"]
     with pytest.raises(ValueError, match="differs from the encoder's"):
-        head_per_depth(multi, FFNHead, branches=[])
+        head_per_depth(multi, FFNHead, branches=plan_branches(3, "ffn", 1))  # a single run's plan
 
 
 def load_hparams(output, data, ssl_path, n_layers, yaml="ffn.yaml", **extra):

@@ -50,6 +50,8 @@ def test_train_select_and_score(la_data, tiny_ssl, tmp_path, run_recipe, hparams
     assert len(results["layer_weights"]) == 2
     assert sum(results["layer_weights"]) == pytest.approx(1.0)
     assert results["config"]["n_layers"] == 2
+    # A single run is a plan of one branch, but not part of a multi-depth or branched run.
+    assert not {"multi_depth_run", "branched_run"} & set(results["config"])
     assert results["selected_checkpoint"]["epoch"] == 1
     assert "== eval: 10 trials" in log
 

@@ -151,6 +151,18 @@ def test_fine_tuning_can_train_the_feature_extractor_too(tiny_models):
 
 
 @pytest.mark.parametrize("form", MODEL_FORMS, ids=FORM_IDS)
+def test_fine_tuning_gives_every_trainable_parameter_a_gradient(tiny_models, form):
+    """DDP fails at the second step when a trainable parameter gets no
+    gradient (``find_unused_parameters``): fine-tuning must train only what
+    the fused layers depend on (not SpecAugment's mask embedding, nor the
+    LayerNorm large models apply after their last layer)."""
+    ssl = LayerwiseSSL(tiny_models[form], n_layers=2, freeze=False, freeze_feature_extractor=False).train()
+    feats, _ = ssl(waveforms(), torch.tensor([1.0, 0.6]))
+    feats.sum().backward()
+    assert [n for n, p in ssl.named_parameters() if p.requires_grad and p.grad is None] == []
+
+
+@pytest.mark.parametrize("form", MODEL_FORMS, ids=FORM_IDS)
 def test_padding_does_not_change_real_frames(tiny_models, form):
     """A padded batch must match the utterance alone on its real frames: the
     attention is masked, and so is the first CNN GroupNorm of base models."""
