@@ -103,6 +103,17 @@ def inference_overrides(la_data, tiny_ssl):
     }
 
 
+@pytest.fixture(scope="module")
+def la_data(tmp_path_factory):
+    """A small synthetic ASVspoof 2019 LA tree (the torchrun tests' data)."""
+    from lobes.testing.synthetic import make_synthetic_la
+
+    folder = tmp_path_factory.mktemp("la_ddp")
+    counts = {"train": 6, "dev": 4, "eval": 5}
+    make_synthetic_la(folder, counts, counts, seconds=(0.6, 1.2), seed=3)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_ssl):
     """(output folder, synthetic data folder) of a 2-epoch tiny ASVspoof2019

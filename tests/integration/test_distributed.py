@@ -13,7 +13,6 @@ from conftest import REPO, smoke_overrides
 from lobes.dataio.batching import SortedBatchSampler
 from lobes.training.distributed import _interleave_unique, check_launch, check_split_sizes
 from lobes.evaluation.scores import read_scores
-from lobes.testing.synthetic import make_synthetic_la
 
 sys.path.insert(0, os.path.join(REPO, "recipes", "PartialSpoof"))
 from synthetic_partialspoof import make_partialspoof_tree  # noqa: E402
@@ -65,14 +64,6 @@ def rescore_single_process(dataset, hparams, output, cwd, *overrides):
     recipe = os.path.join(REPO, "recipes", dataset)
     command = [sys.executable, os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", hparams)]
     run([*command, *overrides, "--device=cpu"], cwd)
-
-
-@pytest.fixture(scope="module")
-def la_data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("la_ddp")
-    counts = {"train": 6, "dev": 4, "eval": 5}
-    make_synthetic_la(folder, counts, counts, seconds=(0.6, 1.2), seed=3)
-    return folder
 
 
 def test_asvspoof2019_two_processes(la_data, tiny_ssl, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import smoke_overrides
 from lobes.experiments.aggregate import load_results
-from test_distributed import DDP, la_data, run, scores, torchrun_command  # noqa: F401  (la_data: fixture)
+from test_distributed import DDP, run, scores, torchrun_command
 
 pytestmark = [pytest.mark.torchrun, pytest.mark.slow]
 

@@ -113,7 +113,7 @@ def test_frame_scores_alone_equal_padded(ps_data, large_ssl, tmp_path):
     brain, datasets = build_brain("segment.yaml", ps_data, large_ssl, tmp_path / "seg")
     alone, padded = alone_and_padded(brain, datasets["dev"])
     # Every Brain returns {branch: outputs}; the segment task's are (frame logits, lengths).
-    (alone, alone_lens), (padded, padded_lens) = alone[None], padded[None]
+    (alone, _), (padded, padded_lens) = alone[None], padded[None]
     n_frames = alone.shape[1]
     assert padded.shape[1] > n_frames
     assert torch.allclose(padded_lens[0] * padded.shape[1], torch.tensor(float(n_frames)))
