@@ -449,6 +449,21 @@ def metrics_by_groups(scores, is_bonafide, groupings, costs=ASVSPOOF5_COSTS):
     return results
 
 
+def records_eer(records):
+    """EER (%) of a list of ``ScoreRecord`` (the dev figure of checkpoint
+    selection, computed every epoch: the EER alone, not ``record_metrics``).
+
+    Example
+    -------
+    >>> from lobes.evaluation.scores import ScoreRecord as R
+    >>> records_eer([R("a", "-", "bonafide", 2.0), R("b", "A01", "spoof", -1.0)])
+    0.0
+    """
+    scores = np.array([r.score for r in records])
+    keys = np.array([r.key for r in records])
+    return float(100 * compute_eer(scores[keys == "bonafide"], scores[keys == "spoof"])[0])
+
+
 def record_metrics(records, costs=ASVSPOOF5_COSTS, groupings=None):
     """The metrics every recipe reports for a list of ``ScoreRecord``: EER (%),
     trial counts, minDCF, actDCF and Cllr (bits), EER per attack (%) and

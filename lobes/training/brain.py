@@ -8,56 +8,35 @@ metrics (``test_metrics``). Expected hparams: ``class_weights``,
 """
 
 import json
-import logging
 import os
 import time
 
-import numpy as np
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
-
 from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast
-from torch.nn.parallel import DistributedDataParallel
 
-from lobes.models.branches import check_branch_folders, check_branch_list
+from lobes.evaluation.bootstrap import DEFAULT_REPLICATES, record_intervals, trial_speakers
 from lobes.evaluation.calibration import calibrated_test_outputs
+from lobes.evaluation.metrics import record_metrics, records_eer
+from lobes.evaluation.scores import write_scores
 from lobes.evaluation.summary import print_summary
+from lobes.models.assembly import branch_model, checked_plan
+from lobes.models.branches import check_branch_folders, check_branch_list
 from lobes.training.branch_state import run_states
 from lobes.training.distributed import (
     all_sum,
+    ddp_wrap,
     if_main_process,
     leave_process_group,
     shard_sampler,
+    unwrap,
     world_size,
 )
-from lobes.evaluation.bootstrap import (
-    DEFAULT_REPLICATES,
-    record_intervals,
-    trial_speakers,
-)
-from lobes.evaluation.metrics import compute_eer, record_metrics
-from lobes.evaluation.scores import write_scores
-from lobes.utils.files import atomic_write_text
-from lobes.utils.run_folder import (
-    discard_incomplete_checkpoints,
-    rank_checkpoint,
-    read_results,
-    score_path,
-    write_results,
-)
-from lobes.models.assembly import branch_model, checked_plan
 from lobes.training.finite_guard import check_loss, check_metrics, check_parameters
 from lobes.training.run_config import run_config
-
-
-
-logger = logging.getLogger(__name__)
-
-
-def unwrap(module):
-    """The module inside a DDP wrapper (the module itself otherwise)."""
-    return module.module if isinstance(module, DistributedDataParallel) else module
+from lobes.utils.files import atomic_write_text
+from lobes.utils.run_folder import add_test_set, discard_incomplete_checkpoints, rank_checkpoint, score_path
 
 
 class SpoofBrain(sb.Brain):
@@ -134,10 +113,10 @@ class SpoofBrain(sb.Brain):
         statistics skip padded frames) with a plain one; BatchNorm statistics
         are per rank, as in a single-process run."""
         for index, state in enumerate(self.states.values()):
-            state.model = self.modules[f"branch{index}"] = self._ddp(state.model)
+            state.model = self.modules[f"branch{index}"] = ddp_wrap(state.model, self.device)
         if any(p.requires_grad for p in self.encoder.parameters()):
-            self.encoder = self.modules["encoder"] = self._ddp(
-                self.encoder, find_unused_parameters=self.find_unused_parameters
+            self.encoder = self.modules["encoder"] = ddp_wrap(
+                self.encoder, self.device, find_unused_parameters=self.find_unused_parameters
             )
 
     def _wrap_distributed(self):
@@ -156,11 +135,6 @@ class SpoofBrain(sb.Brain):
             state.model = unwrap(state.model)
         self.encoder = unwrap(self.encoder)
         leave_process_group()
-
-    def _ddp(self, module, **kwargs):
-        """``module`` in a DDP wrapper on this rank's device."""
-        device_ids = None if self.device == "cpu" else [self.device]
-        return DistributedDataParallel(module, device_ids=device_ids, **kwargs)
 
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
         """Under torchrun, dev and test loaders get this rank's shard."""
@@ -325,7 +299,7 @@ class SpoofBrain(sb.Brain):
         if if_main_process():
             branch_metrics = {
                 name: {
-                    "EER": 100 * self._records_eer(self.states[name].records),
+                    "EER": records_eer(self.states[name].records),
                     "loss": self.states[name].loss / max(self.n_scored_batches, 1),
                 }
                 for name in self.active_branches(stage)
@@ -383,12 +357,6 @@ class SpoofBrain(sb.Brain):
         for state in self.states.values():
             state.load_best(self.checkpoint_rank)
 
-    @staticmethod
-    def _records_eer(records):
-        scores = np.array([r.score for r in records])
-        keys = np.array([r.key for r in records])
-        return compute_eer(scores[keys == "bonafide"], scores[keys == "spoof"])[0]
-
     def test_metrics(self, records):
         """Metrics of one test set; recipes extend this.
 
@@ -431,15 +399,12 @@ class SpoofBrain(sb.Brain):
             replicates=getattr(self.hparams, "bootstrap_replicates", DEFAULT_REPLICATES),
         )
 
-        results = read_results(folder, missing_ok=True)
-        info = self.branches.get(branch)
-        results["config"] = run_config(self.hparams, info, self.branched)
-        results["layer_weights"] = self.branch_layer_weights(branch).tolist()
-        selected = state.best_checkpoint(self.checkpoint_rank)
-        results["selected_checkpoint"] = {
-            k: v for k, v in selected.meta.items() if k != "unixtime"
-        }
-        results.setdefault("test_sets", {})[name] = metrics
-        write_results(folder, results)
+        selected = state.best_checkpoint(self.checkpoint_rank).meta
+        results = add_test_set(
+            folder, name, metrics,
+            config=run_config(self.hparams, self.branches[branch], self.branched),
+            layer_weights=self.branch_layer_weights(branch).tolist(),
+            selected_checkpoint={k: v for k, v in selected.items() if k != "unixtime"},
+        )
         title = name if branch is None else f"{name} ({branch})"
         print_summary(title, metrics, results["layer_weights"])

@@ -19,6 +19,7 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from speechbrain.utils.distributed import if_main_process, is_distributed_initialized
 
 logger = logging.getLogger(__name__)
@@ -29,12 +30,14 @@ DEFAULT_TIMEOUT_S = 3600
 __all__ = [
     "BACKENDS",
     "check_split_sizes",
+    "ddp_wrap",
     "gather_unique",
     "if_main_process",
     "init_distributed",
     "is_launched",
     "leave_process_group",
     "shard_sampler",
+    "unwrap",
     "world_size",
 ]
 
@@ -231,3 +234,22 @@ def leave_process_group():
     gc.collect()
     dist.barrier()
     dist.destroy_process_group()
+
+
+def ddp_wrap(module, device, **kwargs):
+    """``module`` in a DDP wrapper on ``device`` (``"cpu"`` or a GPU);
+    ``kwargs`` go to ``DistributedDataParallel``."""
+    device_ids = None if str(device) == "cpu" else [device]
+    return DistributedDataParallel(module, device_ids=device_ids, **kwargs)
+
+
+def unwrap(module):
+    """The module inside a DDP wrapper (the module itself otherwise).
+
+    Example
+    -------
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> unwrap(layer) is layer
+    True
+    """
+    return module.module if isinstance(module, DistributedDataParallel) else module

@@ -120,6 +120,25 @@ def write_results(folder, results):
     atomic_write_text(results_path(folder), json.dumps(results, indent=2, default=float) + "\n")
 
 
+def add_test_set(folder, name, metrics, **entries):
+    """Adds test set ``name``'s ``metrics`` to ``folder``'s ``results.json``
+    (created if missing; other sets are kept, this one replaced), with
+    run-level ``entries`` (``config``, ``layer_weights``, ...) set anew.
+    Returns the results.
+
+    Example
+    -------
+    >>> folder = str(getfixture("tmp_path"))
+    >>> sorted(add_test_set(folder, "eval", {"eer": 1.0}, layer_weights=[1.0]))
+    ['layer_weights', 'test_sets']
+    """
+    results = read_results(folder, missing_ok=True)
+    results.update(entries)
+    results.setdefault("test_sets", {})[name] = metrics
+    write_results(folder, results)
+    return results
+
+
 def scored_sets(folder):
     """Set names a run folder's ``results.json`` lists that have a score file."""
     names = [check_set_name(n, results_path(folder)) for n in read_results(folder).get("test_sets", {})]
