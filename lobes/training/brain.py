@@ -247,13 +247,13 @@ class SpoofBrain(sb.Brain):
         if self.opt_class is None:
             return
         encoder = [p for p in self.ssl.encoder.parameters() if p.requires_grad]  # [] when frozen
-        self.optimizers_dict = {}
         for name, state in self.states.items():
             params = encoder + [p for p in unwrap(state.model).parameters() if p.requires_grad]
-            self.optimizers_dict[name] = optimizer = self.opt_class(params)
+            state.optimizer = self.opt_class(params)
             if self.checkpointer is not None:
                 key = "optimizer" if name is None else f"optimizer_{name.replace('/', '_')}"
-                self.checkpointer.add_recoverable(key, optimizer)
+                self.checkpointer.add_recoverable(key, state.optimizer)
+        self.optimizers_dict = {name: state.optimizer for name, state in self.states.items()}
         self.optimizer = next(iter(self.optimizers_dict.values()))
         # Last step before SpeechBrain resumes, once every recoverable is known:
         # set aside the checkpoints a crash left half-written.

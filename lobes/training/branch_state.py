@@ -5,9 +5,9 @@ run's own folder, checkpointer and epoch counter), one per depth of a
 multi-depth run, one per (head, depth, seed) of a branched run (see
 ``lobes.models.branches``). Each ``BranchState`` holds the branch's folder,
 its checkpointer (which keeps its best checkpoint), its early stopper, its
-model (possibly in a DDP wrapper) and the scores of the dev or test stage
-being run, so that ``SpoofBrain`` runs the same steps for every branch
-instead of forking between single and multi-branch runs.
+model (possibly in a DDP wrapper), its optimizer and the scores of the dev
+or test stage being run, so that ``SpoofBrain`` runs the same steps for
+every branch instead of forking between single and multi-branch runs.
 """
 
 import os
@@ -56,6 +56,7 @@ class BranchState:
         self.stopper = stopper
         self.model = model
         self.own_counter = own_counter
+        self.optimizer = None  # set by the Brain's init_optimizers
         self.start_stage()
 
     @property

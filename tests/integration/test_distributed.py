@@ -93,6 +93,25 @@ def test_asvspoof2019_two_processes(la_data, tiny_ssl, tmp_path):
     assert json.loads((output / "results.json").read_text())["test_sets"]["itw"]["n_trials"] == 4
 
 
+def test_fine_tuning_two_processes(la_data, tiny_models, tmp_path):
+    """A fine-tuned encoder (aasist_rawboost.yaml) trains under torchrun in a
+    DDP wrapper of its own. It used to fail at the second step: SpecAugment's
+    mask embedding and a large model's final LayerNorm got no gradient."""
+    import torch
+
+    output = tmp_path / "run"
+    large = tiny_models[("wavlm", True)]  # stable layer norm: the final LayerNorm is there
+    overrides = smoke_overrides(la_data, large, output, "--number_of_epochs=2")
+    log = run(torchrun_command("ASVspoof2019", "aasist_rawboost.yaml", *overrides, *DDP), tmp_path)
+    assert log.count("== eval: 10 trials") == 1
+    assert len(scores(output / "scores" / "eval.txt")) == 10
+    checkpoints = sorted((output / "save").glob("CKPT*/ssl.ckpt"))
+    assert checkpoints
+    for checkpoint in checkpoints:  # the fine-tuned encoder is saved
+        saved = torch.load(checkpoint, weights_only=True)
+        assert any(key.startswith("encoder.model.encoder.layers.") for key in saved)
+
+
 def test_branched_run_two_processes(la_data, tiny_ssl, tmp_path):
     """Every branch has its own DDP wrapper; all score the same as one process."""
     output = tmp_path / "run"
