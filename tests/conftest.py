@@ -103,14 +103,18 @@ def inference_overrides(la_data, tiny_ssl):
     }
 
 
+# Trials per class and split of the la_data fixture.
+LA_COUNTS = {"train": 6, "dev": 4, "eval": 5}
+
+
 @pytest.fixture(scope="module")
 def la_data(tmp_path_factory):
-    """A small synthetic ASVspoof 2019 LA tree (the torchrun tests' data)."""
+    """A small synthetic ASVspoof 2019 LA tree, ``LA_COUNTS`` trials per
+    class, 0.6-1.2 s (the ASVspoof2019 recipe and torchrun tests' data)."""
     from lobes.testing.synthetic import make_synthetic_la
 
-    folder = tmp_path_factory.mktemp("la_ddp")
-    counts = {"train": 6, "dev": 4, "eval": 5}
-    make_synthetic_la(folder, counts, counts, seconds=(0.6, 1.2), seed=3)
+    folder = tmp_path_factory.mktemp("la")
+    make_synthetic_la(folder, LA_COUNTS, LA_COUNTS, seconds=(0.6, 1.2), seed=3)
     return folder
 
 

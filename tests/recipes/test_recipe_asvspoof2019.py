@@ -5,18 +5,8 @@ import json
 import pytest
 import torch
 
-from conftest import assert_calibrated, smoke_overrides
+from conftest import LA_COUNTS, assert_calibrated, smoke_overrides
 from lobes.evaluation.scores import read_scores
-from lobes.testing.synthetic import make_synthetic_la
-
-COUNTS = {"train": 6, "dev": 4, "eval": 5}
-
-
-@pytest.fixture(scope="module")
-def la_data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("la")
-    make_synthetic_la(folder, COUNTS, COUNTS, seconds=(0.6, 1.2), seed=3)
-    return folder
 
 
 # aasist.yaml: trained by its recipe-test row (tests/recipes/ASVspoof2019.csv); the
@@ -31,12 +21,12 @@ def test_train_select_and_score(la_data, tiny_ssl, tmp_path, run_recipe, hparams
     protocol = la_data / "LA" / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.eval.trl.txt"
     protocol_ids = [line.split()[1] for line in protocol.read_text().splitlines()]
     assert sorted(r.utt_id for r in records) == sorted(protocol_ids)
-    assert len(records) == 2 * COUNTS["eval"]
+    assert len(records) == 2 * LA_COUNTS["eval"]
 
     results = json.loads((output / "results.json").read_text())
     eval_results = results["test_sets"]["eval"]
     assert 0.0 <= eval_results["eer"] <= 100.0
-    assert eval_results["n_trials"] == 2 * COUNTS["eval"]
+    assert eval_results["n_trials"] == 2 * LA_COUNTS["eval"]
     assert set(eval_results["eer_by_attack"]) == {"A07", "A08"}
     assert eval_results["min_tdcf"] >= 0.0  # the synthetic tree has ASV scores
     assert_calibrated(results, output, "eval")
@@ -79,7 +69,7 @@ def test_rerun_resumes_and_overwrites_scores(la_data, tiny_ssl, tmp_path, run_re
     assert "Going into epoch 1" not in log
     train_log = (output / "train_log.txt").read_text().splitlines()
     assert [line.split(",")[0] for line in train_log] == ["epoch: 1", "epoch: 2"]
-    assert len(read_scores(output / "scores" / "eval.txt")) == 2 * COUNTS["eval"]
+    assert len(read_scores(output / "scores" / "eval.txt")) == 2 * LA_COUNTS["eval"]
 
 
 def test_debug_mode_runs_two_short_epochs(la_data, tiny_ssl, tmp_path, run_recipe):
@@ -100,7 +90,7 @@ def test_ssl_aasist_setting_with_augmentation(la_data, tiny_ssl, tmp_path, run_r
                          "--augment={codec: {p: 0.5}}", "--device=cpu", "--precision=fp32", "--seed=42"),
     )
     assert "augmenting train, dev: rawboost p=1.0, codec p=0.5 (before_crop)" in log
-    assert len(read_scores(output / "scores" / "eval.txt")) == 2 * COUNTS["eval"]
+    assert len(read_scores(output / "scores" / "eval.txt")) == 2 * LA_COUNTS["eval"]
     results = json.loads((output / "results.json").read_text())
     assert results["config"]["freeze_ssl"] is False and results["config"]["seed"] == 42
     assert 0.0 <= results["test_sets"]["eval"]["eer"] <= 100.0
