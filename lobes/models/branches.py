@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from lobes.models.heads import AASISTHead, FFNHead
+from lobes.utils.files import atomic_write_text
 from lobes.utils.run_folder import branch_name, depth_name
 
 # Head name (as in ``head_type`` and ``heads``) -> class. A branch whose head
@@ -215,3 +216,23 @@ def check_branch_list(output_folder, branches):
                 f"(n_layers, heads, init_seeds) has {names}. Use another output_folder"
             )
     return path, names
+
+
+def claim_branch_folders(output_folder, branches, write=True):
+    """Before a branched run trains: refuses an ``output_folder`` holding
+    another configuration's branches (``check_branch_folders``,
+    ``check_branch_list``), then lists this run's in ``branches.json``
+    (``write``: False on the ranks other than the first).
+
+    Example
+    -------
+    >>> import pathlib
+    >>> out = pathlib.Path(getfixture("tmp_path"))
+    >>> claim_branch_folders(str(out), plan_branches(2, "ffn", 1, heads=["ffn"]))
+    >>> json.loads((out / "branches.json").read_text())
+    ['ffn/N2/seed1']
+    """
+    check_branch_folders(output_folder, branches)
+    path, names = check_branch_list(output_folder, branches)
+    if write:
+        atomic_write_text(path, json.dumps(names, indent=1) + "\n")

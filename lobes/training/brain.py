@@ -7,7 +7,6 @@ metrics (``test_metrics``). Expected hparams: ``class_weights``,
 (a ``LayerwiseSSL``) and ``head``.
 """
 
-import json
 import os
 import time
 
@@ -22,7 +21,7 @@ from lobes.evaluation.metrics import record_metrics, records_eer
 from lobes.evaluation.scores import write_scores
 from lobes.evaluation.summary import print_summary
 from lobes.models.assembly import branch_model, checked_plan
-from lobes.models.branches import check_branch_folders, check_branch_list
+from lobes.models.branches import claim_branch_folders
 from lobes.training.branch_state import run_states
 from lobes.training.distributed import (
     all_sum,
@@ -84,11 +83,8 @@ class SpoofBrain(sb.Brain):
         if self.data_parallel_backend:
             raise ValueError("--data_parallel_backend is not supported: start the recipe with torchrun "
                              "instead (README: Multi-GPU and multi-node)")
-        if self.branched:  # refuse an output folder of another configuration
-            check_branch_folders(self.hparams.output_folder, plan)
-            path, names = check_branch_list(self.hparams.output_folder, plan)
-            if if_main_process():
-                atomic_write_text(path, json.dumps(names, indent=1) + "\n")
+        if self.branched:
+            claim_branch_folders(self.hparams.output_folder, plan, write=if_main_process())
         head = unwrap(self.modules.head)
         models = {name: branch_model(self.ssl, head, name) for name in self.branches}
         self.states = run_states(
