@@ -70,18 +70,18 @@ def run_spec(values, hparams_file, branch=None, ssl_source=None):
 
     n_layers, head_type = need("n_layers"), need("head_type")
     own_head = check_head_type(head_type, hparams_file)
-    if branch is not None:
-        branches = plan_branches(n_layers, head_type, _plain(values.get("seed")),
-                                 _plain(values.get("heads")), _plain(values.get("init_seeds")))
-        match = [b for b in branches if b.name == branch]
-        if not match:
-            raise FileNotFoundError(f"the run in {hparams_file} has no branch {branch}")
-        n_layers, head_type = match[0].depth, match[0].head
-    elif isinstance(n_layers, (list, tuple)):
+    # The run's branch plan, as its Brain had it; a single run's one branch is named None.
+    plan = plan_branches(n_layers, head_type, _plain(values.get("seed")),
+                         _plain(values.get("heads")), _plain(values.get("init_seeds")))
+    match = [b for b in plan if b.name == branch]
+    if not match and branch is None:
         raise ValueError(
-            f"{hparams_file} describes a multi-depth run ({n_layers}): load one of its "
-            "N<n>/ (or <head>/N<n>/seed<s>/) folders"
+            f"{hparams_file} describes a run of several branches ({[b.name for b in plan]}): "
+            "load one of its N<n>/ (or <head>/N<n>/seed<s>/) folders"
         )
+    if not match:
+        raise FileNotFoundError(f"the run in {hparams_file} has no branch {branch}")
+    n_layers, head_type = match[0].depth, match[0].head
     ssl_args = _tag_arguments(values, "ssl")
     options = {key: ssl_args[key] for key in SSL_OPTIONS if key in ssl_args}
     for key, top_key in (("freeze", "freeze_ssl"), ("include_cnn_output", "include_cnn_output"),

@@ -122,3 +122,5 @@ def test_a_branch_folder_scores_like_the_run(tmp_path, tiny_ssl, run_recipe):
         assert detector.score_file(flac / f"{utt_id}.flac").score == pytest.approx(score, abs=1e-4)
     results = json.loads((branch / "results.json").read_text())
     assert results["config"]["head_type"] == "aasist" and "pooling" not in results["config"]
+    with pytest.raises(ValueError, match=r"several branches \(\['ffn/N1/seed3', .*load one of its"):
+        SpoofDetector.from_output_folder(output)  # the run folder itself: which branch?
