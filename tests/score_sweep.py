@@ -20,9 +20,16 @@ HEADS = {"ffn": 0.0, "aasist": 0.15}
 SEEDS = (1, 2, 3)
 
 
-def make_score_sweep(root, trials=2000, depths=SEPARATION, heads=HEADS, seeds=SEEDS, seed=0):
+def make_score_sweep(root, trials=2000, depths=SEPARATION, heads=HEADS, seeds=SEEDS, seed=0,
+                     n_speakers=0, speaker_effect=0.0):
     """Writes ``<root>/ASVspoof2019/tiny-wavlm/<head>/N<n>/seed<s>/`` with
-    ``results.json`` and ``scores/eval.txt``; returns the run folders."""
+    ``results.json`` and ``scores/eval.txt``; returns the run folders.
+
+    With ``n_speakers``, trial ``T<i>`` belongs to speaker ``S<i % n_speakers>``
+    and every score of a speaker is shifted by ``speaker_effect`` times that
+    speaker's offset (a standard normal draw): trials of one speaker are
+    correlated, as in real test sets.
+    """
     from lobes.evaluation.metrics import detection_metrics
     from lobes.evaluation.scores import ScoreRecord, write_scores
 
@@ -31,6 +38,9 @@ def make_score_sweep(root, trials=2000, depths=SEPARATION, heads=HEADS, seeds=SE
     is_bonafide = np.arange(trials) < n_bonafide
     attacks = np.where(is_bonafide, "-", np.array(["A07", "A08", "A09"])[np.arange(trials) % 3])
     latent = rng.normal(0, 1, trials)
+    if n_speakers:
+        offsets = np.random.default_rng(seed + 1).normal(0, 1, n_speakers)
+        latent = latent + speaker_effect * offsets[np.arange(trials) % n_speakers]
     folders = []
     for head, offset in heads.items():
         for depth, separation in depths.items():

@@ -24,7 +24,7 @@ import numpy as np
 
 from lobes.utils.run_folder import DEV_SET, SCORES_DIR, results_path, score_path
 from lobes.evaluation.bootstrap import DEFAULT_REPLICATES, DEFAULT_SEED, paired_comparison
-from lobes.evaluation.score_stats import LABELS, interval_text, read_speakers
+from lobes.evaluation.score_stats import LABELS, interval_text, read_speakers, speaker_clusters
 from lobes.evaluation.score_fusion import FusionError, align_records, scored_sets
 from lobes.evaluation.scores import read_scores
 
@@ -95,11 +95,7 @@ def compare_files(path_a, path_b, name="scores", metric="eer", margin=None, spea
         raise ValueError(str(err)) from None
     clusters = None
     if speakers is not None:
-        missing = [r.utt_id for r in records if not speakers.get(r.utt_id)]
-        if missing:
-            raise ValueError(f"{path_a}: {len(missing)} trials have no speaker in the manifest "
-                             f"(e.g. {missing[0]})")
-        clusters = [speakers[r.utt_id] for r in records]
+        clusters = speaker_clusters(records, speakers, f"{path_a} (in the manifest)")
     is_bonafide = np.array([r.key == "bonafide" for r in records])
     out = paired_comparison(matrix[:, 0], matrix[:, 1], is_bonafide, metric, margin, clusters,
                             replicates, seed)

@@ -46,6 +46,27 @@ def read_speakers(path):
     return speakers
 
 
+def speaker_clusters(records, speakers, origin):
+    """The speaker of each of ``records``, in order: the clusters of a
+    speaker bootstrap. A trial without a speaker is an error naming
+    ``origin`` (where the speakers come from) and the trial.
+
+    Example
+    -------
+    >>> from lobes.evaluation.scores import ScoreRecord as R
+    >>> speaker_clusters([R("u1", "-", "bonafide", 1.0)], {"u1": "S1"}, "eval.csv")
+    ['S1']
+    >>> speaker_clusters([R("u2", "-", "bonafide", 1.0)], {"u1": "S1"}, "eval.csv")
+    Traceback (most recent call last):
+    ...
+    ValueError: eval.csv: 1 trials have no speaker (e.g. u2)
+    """
+    missing = [r.utt_id for r in records if not speakers.get(r.utt_id)]
+    if missing:
+        raise ValueError(f"{origin}: {len(missing)} trials have no speaker (e.g. {missing[0]})")
+    return [speakers[r.utt_id] for r in records]
+
+
 def interval_text(interval, digits):
     """``[low, high]`` or why there is none."""
     if "unavailable" in interval:

@@ -21,6 +21,11 @@ Writes, from every ``results.json`` below the folder (partial sweeps too):
   (``lobes.experiments.depth_stats``). The EER table's cells then carry
   that interval, ``[low, high]``, and ``*`` where the depth differs from the
   full depth (paired bootstrap, p < 0.05).
+
+The bootstrap resamples test trials; ``--manifest DATASET/SET=CSV``
+(repeatable; a recipe manifest with ``ID`` and ``speaker`` columns: any
+run's ``manifests/<set>.csv``) resamples that test set's speakers instead,
+as each run's own ``results.json`` intervals do.
 """
 
 import argparse
@@ -31,8 +36,10 @@ from collections import defaultdict
 
 import numpy as np
 
+from lobes.evaluation.score_stats import read_speakers
 from lobes.experiments.depth_stats import (
     DEFAULT_MARGIN,
+    SpeakerMap,
     cell_suffix,
     depth_statistics,
     format_noninferiority,
@@ -251,14 +258,42 @@ def depth_curves(rows, cells, column):
     return curves, reference
 
 
-def aggregate(root, out, heatmap_normalise="none", margin=DEFAULT_MARGIN, replicates=1000):
-    """Writes all tables and figures; returns the list of written paths."""
+def manifest_speakers(options):
+    """``{(dataset, test set): SpeakerMap}`` from ``--manifest`` options
+    ``DATASET/SET=CSV``.
+
+    Example
+    -------
+    >>> manifest_speakers(["ASVspoof2019/eval"])
+    Traceback (most recent call last):
+    ...
+    ValueError: --manifest ASVspoof2019/eval: give DATASET/SET=CSV, e.g. ASVspoof2019/eval=manifests/eval.csv
+    """
+    speakers = {}
+    for option in options or []:
+        column, _, path = option.partition("=")
+        dataset, _, test_set = column.partition("/")
+        if not (dataset and test_set and path):
+            raise ValueError(f"--manifest {option}: give DATASET/SET=CSV, e.g. ASVspoof2019/eval=manifests/eval.csv")
+        if (dataset, test_set) in speakers:
+            raise ValueError(f"--manifest names {column} twice")
+        speakers[(dataset, test_set)] = SpeakerMap(path, read_speakers(path))
+    return speakers
+
+
+def aggregate(root, out, heatmap_normalise="none", margin=DEFAULT_MARGIN, replicates=1000, speakers=None):
+    """Writes all tables and figures; returns the list of written paths.
+    ``speakers``: ``manifest_speakers``' output (test sets resampled by speaker)."""
     records = load_results(root)
     if not records:
         raise FileNotFoundError(f"no results.json below {root}")
-    os.makedirs(out, exist_ok=True)
     rows, columns, cells = eer_table(records)
-    intervals, answers = depth_statistics(records, margin, replicates)
+    unknown = sorted(set(speakers or {}) - set(columns))
+    if unknown:
+        raise ValueError(f"--manifest names {'/'.join(unknown[0])}, which no run below {root} scored; "
+                         f"scored: {', '.join('/'.join(c) for c in columns)}")
+    os.makedirs(out, exist_ok=True)
+    intervals, answers = depth_statistics(records, margin, replicates, speakers=speakers)
     written = [os.path.join(out, "eer_table.md"), os.path.join(out, "eer_table.csv"),
                os.path.join(out, "noninferiority.md")]
     atomic_write_text(written[0], format_markdown(rows, columns, cells, intervals))
@@ -291,11 +326,15 @@ def main(argv=None):
     parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
                         help="non-inferiority margin in EER points (default 0.5)")
     parser.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    parser.add_argument("--manifest", action="append", metavar="DATASET/SET=CSV",
+                        help="resample this test set's speakers (a manifest with ID and speaker columns); "
+                             "repeatable")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     out = args.out or os.path.join(args.root, "summary")
     try:
-        written = aggregate(args.root, out, args.heatmap_normalise, args.margin, args.replicates)
-    except (FileNotFoundError, ValueError) as err:
+        speakers = manifest_speakers(args.manifest)
+        written = aggregate(args.root, out, args.heatmap_normalise, args.margin, args.replicates, speakers)
+    except (OSError, ValueError) as err:
         sys.exit(f"error: {err}")
     for path in written:
         print(path)

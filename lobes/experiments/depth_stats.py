@@ -14,29 +14,43 @@ draws (``lobes.evaluation.bootstrap.shared_replicates``). Per depth N:
   below the margin.
 
 The answer for a cell is the smallest such N (the full depth when none is
-smaller). Trials are resampled (results.json does not keep the speakers);
-cells whose runs scored different trials, or too few, get the reason.
+smaller). Trials are resampled, or whole speakers where the speakers of a
+test set are given (its manifest: ``lobes.aggregate --manifest``), as a
+run's own intervals do (results.json does not keep the speakers); cells
+whose runs scored different trials, or too few, get the reason.
 """
 
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
 from lobes.evaluation.bootstrap import (
     DEFAULT_REPLICATES,
     DEFAULT_SEED,
+    MIN_CLUSTERS,
     MIN_TRIALS_PER_CLASS,
     difference_test,
     percentile_interval,
     shared_replicates,
 )
 from lobes.evaluation.score_fusion import FusionError, align_records
+from lobes.evaluation.score_stats import speaker_clusters
 from lobes.evaluation.scores import read_scores
 from lobes.utils.run_folder import score_path
 
 DEFAULT_MARGIN = 0.5
 SIGNIFICANCE = 0.05
+
+
+@dataclass(frozen=True)
+class SpeakerMap:
+    """The speakers of a test set's trials (``mapping``: trial id ->
+    speaker) and the manifest they were read from (``origin``)."""
+
+    origin: str
+    mapping: dict
 
 
 def run_score_file(record, test_set):
@@ -52,7 +66,8 @@ def _cell_runs(records):
     return groups
 
 
-def _aligned(runs, test_set, name):
+def _aligned(runs, test_set, name, speakers=None):
+    """(score matrix (trials x runs), bona fide mask, speaker clusters or None)."""
     paths = [run_score_file(r, test_set) for r in runs]
     try:
         per_system = [read_scores(p, both_classes=True) for p in paths]
@@ -64,17 +79,29 @@ def _aligned(runs, test_set, name):
     if min(n_b, n_s) < MIN_TRIALS_PER_CLASS:
         raise ValueError(f"too few trials for an interval: {n_b} bona fide and {n_s} spoof "
                          f"(needs {MIN_TRIALS_PER_CLASS} of each)")
-    return matrix, is_bonafide
+    if speakers is None:
+        return matrix, is_bonafide, None
+    clusters = speaker_clusters(records, speakers.mapping, f"{name}: the manifest {speakers.origin}")
+    if len(set(clusters)) < MIN_CLUSTERS:
+        raise ValueError(f"too few speakers for a speaker bootstrap: {len(set(clusters))} "
+                         f"(needs {MIN_CLUSTERS})")
+    return matrix, is_bonafide, clusters
 
 
-def depth_statistics(records, margin=DEFAULT_MARGIN, replicates=DEFAULT_REPLICATES, seed=DEFAULT_SEED):
+def depth_statistics(records, margin=DEFAULT_MARGIN, replicates=DEFAULT_REPLICATES, seed=DEFAULT_SEED,
+                     speakers=None):
     """``(cells, answers)``.
 
     cells[((ssl, head, N), (dataset, test set))]: ``interval`` of the
     seed-mean EER, ``full_depth``, and, below the full depth, ``vs_full``
     (``difference``, its ``interval``, ``p_value``, ``non_inferior``); or
     ``unavailable`` with the reason. answers: one dict per (dataset, test
-    set, SSL, head) with ``smallest_non_inferior`` (None with a ``reason``).
+    set, SSL, head) with ``smallest_non_inferior`` (None with a ``reason``)
+    and the resampled ``unit`` (``"trial"`` or ``"speaker"``, with
+    ``n_speakers``).
+
+    ``speakers``: ``{(dataset, test set): SpeakerMap}``; those test
+    sets resample whole speakers.
     """
     cells, answers = {}, []
     for (dataset, test_set, ssl, head), runs in sorted(_cell_runs(records).items()):
@@ -85,13 +112,18 @@ def depth_statistics(records, margin=DEFAULT_MARGIN, replicates=DEFAULT_REPLICAT
         answer = {"dataset": dataset, "test_set": test_set, "ssl": ssl, "head": head,
                   "full_depth": full, "margin": margin, "depths": depths}
         try:
-            matrix, is_bonafide = _aligned(runs, test_set, f"{dataset} {test_set} {ssl} {head}")
+            matrix, is_bonafide, clusters = _aligned(runs, test_set, f"{dataset} {test_set} {ssl} {head}",
+                                                     (speakers or {}).get(column))
         except (OSError, ValueError) as err:
             for depth in depths:
                 cells[((ssl, head, depth), column)] = {"unavailable": str(err)}
             answers.append({**answer, "smallest_non_inferior": None, "reason": str(err)})
             continue
-        values = shared_replicates(matrix.T, is_bonafide, None, replicates, seed, metrics=("eer",))
+        if clusters is None:
+            answer["unit"] = "trial"
+        else:
+            answer.update(unit="speaker", n_speakers=len(set(clusters)))
+        values = shared_replicates(matrix.T, is_bonafide, clusters, replicates, seed, metrics=("eer",))
         replicate_eer = np.stack([v["eer"] for v in values], axis=1)
         point = np.array([r["eer"][test_set] for r in runs], dtype=np.float64)
         columns = {d: [k for k, r in enumerate(runs) if r["n_layers"] == d] for d in depths}
@@ -138,19 +170,20 @@ def format_noninferiority(answers, cells, margin):
     Example
     -------
     >>> answers = [{"dataset": "D", "test_set": "eval", "ssl": "s", "head": "ffn", "full_depth": 4,
-    ...             "depths": [2, 4], "smallest_non_inferior": 2}]
+    ...             "depths": [2, 4], "smallest_non_inferior": 2, "unit": "speaker", "n_speakers": 40}]
     >>> cells = {(("s", "ffn", 2), ("D", "eval")): {"vs_full": {
     ...     "difference": 0.1, "interval": {"low": -0.2, "high": 0.3}, "p_value": 0.5}}}
     >>> print(format_noninferiority(answers, cells, 0.5).splitlines()[2])
-    | D | eval | s | ffn | 4 | **2** | N=2: +0.10 [-0.20, +0.30] |
+    | D | eval | s | ffn | 4 | **2** | N=2: +0.10 [-0.20, +0.30] | 40 speakers |
     """
     lines = [
         f"| dataset | test set | SSL | head | full N | smallest N within {margin} EER points of full "
-        "| EER(N) - EER(full) [95 % interval] |",
-        "|---|---|---|---|---|---|---|",
+        "| EER(N) - EER(full) [95 % interval] | resampled |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for a in answers:
         smallest = a["smallest_non_inferior"]
+        unit = f"{a['n_speakers']} speakers" if a.get("unit") == "speaker" else "trials"
         if smallest is None:
             result, detail = "-", f"no interval: {a['reason']}"
         else:
@@ -164,13 +197,14 @@ def format_noninferiority(answers, cells, margin):
                 parts.append(f"N={depth}: {text}")
             detail = "; ".join(parts) or "only the full depth was run"
         lines.append(f"| {a['dataset']} | {a['test_set']} | {a['ssl']} | {a['head']} | {a['full_depth']} "
-                     f"| {result} | {detail} |")
+                     f"| {result} | {detail} | {unit if smallest is not None else '-'} |")
     lines += [
         "",
         f"Smallest depth N whose seed-mean EER is not worse than the full depth's by more than "
         f"{margin} EER points: the upper end of the 95 % paired bootstrap interval of "
-        "EER(N) - EER(full) lies below the margin (test trials resampled with the same draws for "
-        "every run; seeds held fixed). The full depth when no smaller one qualifies.",
+        "EER(N) - EER(full) lies below the margin (test trials, or whole speakers where a "
+        "manifest gave them, resampled with the same draws for every run; seeds held fixed). "
+        "The full depth when no smaller one qualifies.",
     ]
     return "\n".join(lines) + "\n"
 

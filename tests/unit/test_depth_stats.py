@@ -2,6 +2,7 @@
 bands of ``lobes.experiments.aggregate`` on a stand-in sweep of simulated score files
 (tests/score_sweep.py; 200 bootstrap replicates to stay fast)."""
 
+import pytest
 from score_sweep import make_score_sweep
 
 from lobes.experiments.aggregate import aggregate, load_results
@@ -59,3 +60,40 @@ def test_bands_are_drawn_from_the_intervals(tmp_path):
     assert len(fig.axes[0].collections) >= 1  # the shaded band
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "95 % interval of the seed mean (shaded)" in labels
+
+
+def test_speaker_bootstrap_from_a_manifest(tmp_path, capsys):
+    """--manifest resamples a test set's speakers: with scores correlated within
+    a speaker the intervals widen, and the table says what was resampled."""
+    from lobes.experiments.aggregate import main, manifest_speakers
+
+    sweep = str(tmp_path / "sweep")
+    make_score_sweep(sweep, trials=2000, heads={"ffn": 0.0}, seeds=(1,), n_speakers=20, speaker_effect=1.5)
+    manifest = tmp_path / "eval.csv"
+    manifest.write_text("ID,speaker\n" + "".join(f"T{i:05d},S{i % 20}\n" for i in range(2000)))
+    records = load_results(sweep)
+    column = ("ASVspoof2019", "eval")
+    by_trial, (trial_answer,) = depth_statistics(records, replicates=200)
+    by_speaker, (speaker_answer,) = depth_statistics(
+        records, replicates=200, speakers=manifest_speakers([f"ASVspoof2019/eval={manifest}"]))
+    assert trial_answer["unit"] == "trial"
+    assert speaker_answer["unit"] == "speaker" and speaker_answer["n_speakers"] == 20
+
+    def width(cells, depth):
+        interval = cells[(("tiny-wavlm", "ffn", depth), column)]["interval"]
+        return interval["high"] - interval["low"]
+
+    assert all(width(by_speaker, d) > 1.5 * width(by_trial, d) for d in (2, 4, 8, 12))
+
+    main([sweep, "--out", str(tmp_path / "out"), "--replicates", "50",
+          "--manifest", f"ASVspoof2019/eval={manifest}"])
+    assert "| 20 speakers |" in (tmp_path / "out" / "noninferiority.md").read_text()
+
+    # Errors name what is wrong: a set no run scored, a trial without a speaker.
+    with pytest.raises(SystemExit, match="--manifest names ASVspoof2019/dev, which no run below"):
+        main([sweep, "--out", str(tmp_path / "out"), "--manifest", f"ASVspoof2019/dev={manifest}"])
+    manifest.write_text("ID,speaker\n" + "".join(f"T{i:05d},S{i % 20}\n" for i in range(1, 2000)))
+    main([sweep, "--out", str(tmp_path / "out3"), "--replicates", "20",
+          "--manifest", f"ASVspoof2019/eval={manifest}"])
+    table = (tmp_path / "out3" / "noninferiority.md").read_text()
+    assert f"the manifest {manifest}: 1 trials have no speaker (e.g. T00000)" in table
