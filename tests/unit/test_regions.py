@@ -131,6 +131,33 @@ def test_partialspoof_segment_scores_to_rttm(tmp_path, capsys):
     assert "give --resolution" in capsys.readouterr().err
 
 
+def test_partialspoof_labels_to_reference_rttm(tmp_path, capsys):
+    """--labels turns a PartialSpoof manifest's segment labels into the
+    reference regions lobes.region_eval reads (bona fide files: no line)."""
+    from lobes.inference.segment_rttm import main
+
+    manifest = tmp_path / "eval.csv"
+    manifest.write_text("ID,duration,seglab_20,seglab_160\n"
+                        "CON_E_1,0.16,11100011,0\n"
+                        "LA_E_2,0.16,11111111,1\n"
+                        "CON_E_3,0.16,00111111,0\n")
+    out = tmp_path / "truth.rttm"
+    assert main(["--labels", str(manifest), "--out", str(out)]) == 0
+    assert read_rttm(out) == {"CON_E_1": [(0.06, 0.12)], "CON_E_3": [(0.0, 0.04)]}
+    assert main(["--labels", str(manifest), "--resolution", "0.16", "--out", str(out)]) == 0
+    assert read_rttm(out) == {"CON_E_1": [(0.0, 0.16)], "CON_E_3": [(0.0, 0.16)]}
+
+    # Errors name the file (and line) and what is wrong.
+    assert main(["--labels", str(manifest), "--resolution", "0.04", "--out", str(out)]) == 2
+    assert f"{manifest}:1: a manifest with ID and seglab_40 columns" in capsys.readouterr().err
+    manifest.write_text("ID,seglab_20\nCON_E_1,11x1\n")
+    assert main(["--labels", str(manifest), "--out", str(out)]) == 2
+    assert f"{manifest}:2: CON_E_1: segment labels must be" in capsys.readouterr().err
+    for bad in (["--out", str(out)], ["--labels", str(manifest), "--threshold", "0", "--out", str(out)]):
+        with pytest.raises(SystemExit):
+            main(bad)
+
+
 def test_formats_soundfile_cannot_read_are_decoded_by_pyav(tmp_path):
     import av
     import torch
