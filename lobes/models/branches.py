@@ -198,7 +198,8 @@ class BranchModel(torch.nn.Module):
         self.fusion, self.head = fusion, head
 
     def forward(self, layers, mask, frame_lens):
-        """(B, N_max, T, C) stacked layers -> (B, 2) logits."""
+        """(B, N_max, T, C) stacked layers -> the head's logits ((B, 2), or
+        (B, T, 2) for a frame head)."""
         return self.head(self.fusion(layers[:, : self.fusion.n_layers], mask), frame_lens)
 
 

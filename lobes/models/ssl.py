@@ -256,11 +256,13 @@ class TruncatedSSLEncoder(HFTransformersInterface):
         self.normalize_waveform = bool(normalize_waveform)
 
         if not freeze and freeze_feature_extractor:
-            self.model.freeze_feature_encoder()
+            # What HF's freeze_feature_encoder does, which HubertModel lacks.
+            self.model.feature_extractor._freeze_parameters()
         if not freeze:
             # Fine-tuning: parameters no fused layer depends on get no gradient,
-            # and DDP would wait for theirs forever. Frozen, they are left out.
-            for param in self._parameters_outside_the_layers():
+            # and DDP fails at the second step waiting for theirs ("Expected to
+            # have finished reduction"). Frozen, DDP leaves them out.
+            for param in self.parameters_outside_the_layers():
                 param.requires_grad_(False)
 
         layers = self.model.encoder.layers
@@ -277,7 +279,7 @@ class TruncatedSSLEncoder(HFTransformersInterface):
         for layer in layers:
             layer.register_forward_hook(self._capture_output)
 
-    def _parameters_outside_the_layers(self):
+    def parameters_outside_the_layers(self):
         """Parameters of the HF model that the captured layer outputs never
         depend on: SpecAugment's mask embedding (SpecAugment is off, see
         ``override_config``) and, in stable-layer-norm ("large") models, the

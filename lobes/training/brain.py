@@ -80,9 +80,7 @@ class SpoofBrain(sb.Brain):
         self.branched = any(b.seed is not None for b in plan)  # (head, depth, seed) branches
         self.world_size = world_size()
         self.compute_seconds = {"encoder": 0.0, "heads": 0.0}
-        if self.data_parallel_backend:
-            raise ValueError("--data_parallel_backend is not supported: start the recipe with torchrun "
-                             "instead (README: Multi-GPU and multi-node)")
+        self._refuse_unsupported_options()
         if self.branched:
             claim_branch_folders(self.hparams.output_folder, plan, write=if_main_process())
         head = unwrap(self.modules.head)
@@ -91,32 +89,48 @@ class SpoofBrain(sb.Brain):
             plan, self.hparams.output_folder, self.checkpointer, self.hparams.epoch_counter, models
         )
         self.encoder = self.ssl.encoder  # what runs the encoder pass (its DDP wrapper when fine-tuned)
-        if self.distributed_launch:
-            self._wrap_trained_parts()
+
+    def _refuse_unsupported_options(self):
+        """SpeechBrain options that act on ``modules`` and hooks that a
+        subclass would expect in training: the training step runs each
+        branch's model and the encoder instead (``fit_batch``), so these
+        would silently do nothing; refused at start-up."""
+        if self.data_parallel_backend:
+            raise ValueError("--data_parallel_backend is not supported: start the recipe with torchrun "
+                             "instead (README: Multi-GPU and multi-node)")
+        if self.compile or self.jit:
+            raise ValueError("--compile and --jit are not supported in training; for fast scoring use "
+                             "python -m lobes.detect --backend compile (README: Scoring your own audio)")
+        if type(self).compute_forward is not SpoofBrain.compute_forward:
+            raise TypeError(f"{type(self).__name__} overrides compute_forward, which training does not "
+                            "call (it runs the encoder once, then each branch): override branch_forward")
 
     @property
     def ssl(self):
         """The ``LayerwiseSSL`` or ``MultiDepthSSL`` (unwrapped from DDP)."""
         return unwrap(self.modules.ssl)
 
-    def _wrap_trained_parts(self):
-        """One DDP wrapper per branch, and one for a fine-tuned encoder,
-        registered in ``modules`` so that SpeechBrain's ``no_sync`` reaches
-        them. Every parameter of a branch's wrapper is used whenever it runs,
-        and a stopped branch's wrapper simply runs no more. SpeechBrain's
-        SyncBatchNorm conversion is left out: SyncBatchNorm runs on GPUs
-        only, and it would replace the fusion's masked BatchNorm (whose
-        statistics skip padded frames) with a plain one; BatchNorm statistics
-        are per rank, as in a single-process run."""
+    def _wrap_distributed(self):
+        """Under torchrun, when training starts: one DDP wrapper per branch,
+        and one for a fine-tuned encoder, registered in ``modules`` so that
+        SpeechBrain's ``no_sync`` reaches them (the YAML's modules
+        themselves are not what the training step calls). Every parameter of
+        a branch's wrapper is used whenever it runs, and a stopped branch's
+        wrapper simply runs no more. SpeechBrain's SyncBatchNorm conversion
+        is left out: SyncBatchNorm runs on GPUs only, and it would replace
+        the fusion's masked BatchNorm (whose statistics skip padded frames)
+        with a plain one; BatchNorm statistics are per rank, as in a
+        single-process run."""
+        if not self.distributed_launch:
+            return
         for index, state in enumerate(self.states.values()):
-            state.model = self.modules[f"branch{index}"] = ddp_wrap(state.model, self.device)
+            state.model = self.modules[f"branch{index}"] = ddp_wrap(
+                state.model, self.device, find_unused_parameters=self.find_unused_parameters
+            )
         if any(p.requires_grad for p in self.encoder.parameters()):
             self.encoder = self.modules["encoder"] = ddp_wrap(
                 self.encoder, self.device, find_unused_parameters=self.find_unused_parameters
             )
-
-    def _wrap_distributed(self):
-        """Nothing to wrap here: the trained parts were wrapped at start."""
 
     def leave_distributed(self):
         """Ends this rank's part in a torchrun job once every score is
@@ -148,7 +162,10 @@ class SpoofBrain(sb.Brain):
         return [name for name, state in self.states.items() if stage == sb.Stage.TEST or not state.stopped]
 
     def _timed(self, key, fn, *args):
-        """``fn(*args)``, adding its time to ``compute_seconds[key]``."""
+        """``fn(*args)``, adding its time to ``compute_seconds[key]`` in a
+        branched run (which logs it; timing synchronises the GPU)."""
+        if not self.branched:
+            return fn(*args)
         start = time.perf_counter()
         out = fn(*args)
         if self.device != "cpu" and torch.cuda.is_available():
@@ -242,14 +259,21 @@ class SpoofBrain(sb.Brain):
         SpeechBrain's recoverable name, ``optimizer``."""
         if self.opt_class is None:
             return
-        encoder = [p for p in self.ssl.encoder.parameters() if p.requires_grad]  # [] when frozen
+        encoder = []  # a frozen encoder's
+        if not self.ssl.encoder.freeze:
+            # The fine-tuned parameters, and those no layer uses: frozen
+            # (TruncatedSSLEncoder) but kept in the optimizer, where runs trained
+            # before had them: a checkpoint's optimizer state must match to resume.
+            unused = {id(p) for p in self.ssl.encoder.parameters_outside_the_layers()}
+            encoder = [p for p in self.ssl.encoder.parameters() if p.requires_grad or id(p) in unused]
         for name, state in self.states.items():
             params = encoder + [p for p in unwrap(state.model).parameters() if p.requires_grad]
             state.optimizer = self.opt_class(params)
             if self.checkpointer is not None:
                 key = "optimizer" if name is None else f"optimizer_{name.replace('/', '_')}"
                 self.checkpointer.add_recoverable(key, state.optimizer)
-        self.optimizers_dict = {name: state.optimizer for name, state in self.states.items()}
+        # SpeechBrain's key for a single run's optimizer, the branch names otherwise.
+        self.optimizers_dict = {name or "opt_class": state.optimizer for name, state in self.states.items()}
         self.optimizer = next(iter(self.optimizers_dict.values()))
         # Last step before SpeechBrain resumes, once every recoverable is known:
         # set aside the checkpoints a crash left half-written.
@@ -373,7 +397,7 @@ class SpoofBrain(sb.Brain):
         (available to ``test_metrics`` as ``self.test_name``).
 
         Writes ``scores/<name>.txt`` and adds the metrics to ``results.json``
-        in the output folder (of each depth, for multi-depth runs).
+        in the output folder of each branch (the run's own for a single run).
         """
         self.test_name = name
         self.test_speakers = trial_speakers(dataset)  # clusters of the bootstrap intervals

@@ -84,10 +84,12 @@ class SegmentBrain(PartialSpoofBrain):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if list(self.states) != [None]:
+        # segment.yaml builds one encoder and one frame head, whatever these say.
+        branching = [o for o in ("heads", "init_seeds") if getattr(self.hparams, o, None) is not None]
+        if branching or list(self.states) != [None]:
             raise ValueError(
                 "the segment task trains one model per run: give n_layers a single value "
-                "and leave heads and init_seeds null"
+                f"and leave heads and init_seeds null (given: {branching or 'n_layers list'})"
             )
 
     def branch_forward(self, name, shared, stage):

@@ -197,10 +197,29 @@ def test_nonfinite_parameter_stops_training_naming_the_batch():
         SpoofBrain.on_fit_batch_end(brain, batch, None, None, should_step=True)
 
 
+def test_options_training_would_ignore_are_refused():
+    """SpeechBrain options acting on the YAML's modules, and a compute_forward
+    override, which the per-branch training step does not call."""
+    brain = SpoofBrain.__new__(SpoofBrain)
+    brain.data_parallel_backend = brain.jit = False
+    brain.compile = True
+    with pytest.raises(ValueError, match="--compile and --jit are not supported in training"):
+        brain._refuse_unsupported_options()
+
+    class OwnForward(SpoofBrain):
+        def compute_forward(self, batch, stage):
+            return {}
+
+    brain = OwnForward.__new__(OwnForward)
+    brain.data_parallel_backend = brain.jit = brain.compile = False
+    with pytest.raises(TypeError, match="OwnForward overrides compute_forward.*override branch_forward"):
+        brain._refuse_unsupported_options()
+
+
 def test_nonfinite_checkpoint_is_neither_saved_nor_selected():
     saved = []
     checkpointer = types.SimpleNamespace(save_and_keep_only=lambda **kw: saved.append(kw))
-    brain = fake_brain(multi_depth=False, checkpointer=checkpointer)
+    brain = fake_brain(checkpointer=checkpointer)
     with pytest.raises(NonFiniteTrainingError, match="not saved"):
         SpoofBrain._select_and_stop(brain, 1, {None: {"EER": 100.0, "loss": float("nan")}})
     assert saved == []

@@ -119,6 +119,10 @@ def test_frame_scores_alone_equal_padded(ps_data, large_ssl, tmp_path):
     assert torch.allclose(padded_lens[0] * padded.shape[1], torch.tensor(float(n_frames)))
     assert torch.allclose(alone[0], padded[0, :n_frames], atol=1e-5)
     assert torch.count_nonzero(padded[0, n_frames:]) == 0
+    # segment.yaml trains one model: branch lists are refused, not ignored.
+    with pytest.raises(ValueError, match=r"one model per run.*\['heads'\]"):
+        type(brain)(modules=dict(brain.modules.items()), hparams={**vars(brain.hparams), "heads": ["ffn"]},
+                    run_opts={"device": "cpu"})
 
 
 # aasist.yaml: trained by its recipe-test row (tests/recipes/PartialSpoof.csv); the

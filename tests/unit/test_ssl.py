@@ -162,6 +162,28 @@ def test_fine_tuning_gives_every_trainable_parameter_a_gradient(tiny_models, for
     assert [n for n, p in ssl.named_parameters() if p.requires_grad and p.grad is None] == []
 
 
+@pytest.mark.parametrize("form", [("wavlm", True), ("hubert", False)], ids=["large", "base"])
+def test_fine_tuning_optimizer_lists_the_parameters_it_always_did(tiny_models, form):
+    """Runs fine-tuned before the unused parameters were frozen saved an
+    optimizer over every encoder parameter but the CNN's: to resume them,
+    the optimizer still lists those, in the same order (frozen ones get no
+    gradient, which Adam skips)."""
+    from types import SimpleNamespace
+
+    from lobes.models.branches import BranchModel
+    from lobes.models.heads import FFNHead
+    from lobes.training.brain import SpoofBrain
+
+    ssl = LayerwiseSSL(tiny_models[form], n_layers=2, freeze=False)
+    head = FFNHead(ssl.output_size)
+    state = SimpleNamespace(model=BranchModel(ssl.fusion, head), checkpointer=None)
+    brain = SimpleNamespace(opt_class=torch.optim.Adam, ssl=ssl, states={None: state}, checkpointer=None)
+    SpoofBrain.init_optimizers(brain)
+    expected = [p for n, p in ssl.named_parameters() if ".feature_extractor." not in n] + list(head.parameters())
+    assert [id(p) for p in state.optimizer.param_groups[0]["params"]] == [id(p) for p in expected]
+    assert brain.optimizers_dict == {"opt_class": state.optimizer}
+
+
 @pytest.mark.parametrize("form", MODEL_FORMS, ids=FORM_IDS)
 def test_padding_does_not_change_real_frames(tiny_models, form):
     """A padded batch must match the utterance alone on its real frames: the
