@@ -82,6 +82,33 @@ def card_metadata(config, results, name):
     return metadata
 
 
+def _scored_audio(config):
+    """What part of a file is scored, by the crop the recipe evaluated with.
+
+    Example
+    -------
+    >>> _scored_audio({"crop": {"max_samples": 64600, "eval_crop": "full"}, "sample_rate": 16000})
+    'whole files scored'
+    """
+    crop = config["crop"]
+    if crop.get("eval_crop", "first") == "full":
+        return "whole files scored"
+    samples = crop["max_samples"]
+    where = "first" if crop.get("eval_crop", "first") == "first" else "a random crop of"
+    return (f"{where} {samples} samples ({samples / config['sample_rate']:.2f} s) scored, "
+            "shorter audio tiled")
+
+
+def _head_note(config):
+    """What a head does that its name does not say (the frame head's pooling)."""
+    head = config["head"]
+    if head["type"] != "frame":
+        return ""
+    pooling = {"min": "minimum", "mean": "mean"}[(head.get("options") or {}).get("pooling", "min")]
+    return (f" (a score per 20-ms frame; the utterance score is their {pooling}, as the PartialSpoof "
+            "segment recipe trained it; the frame scores themselves are not output)")
+
+
 def model_card(config, calibration, results, summary, name=None):
     """The release's ``README.md`` text."""
     run = results.get("config", {})
@@ -97,14 +124,14 @@ def model_card(config, calibration, results, summary, name=None):
         f"{config['model_type']} encoder ({config['ssl_source']}) cut to its first "
         f"**{config['n_layers']} of {config['full_depth']} transformer layers**, a learned softmax-"
         f"weighted sum of those layers ({config['fusion']['norm']} normalisation) and the "
-        f"**{head}** head, trained with the lobes recipes. Only the layers used are stored.", "",
+        f"**{head}** head{_head_note(config)}, trained with the lobes recipes. Only the layers used "
+        "are stored.", "",
         "## Model", "",
         f"- SSL source: `{config['ssl_source']}`, depth N = {config['n_layers']} "
         f"(of {config['full_depth']}); hidden size {config['hidden_size']}",
         f"- Head: {head} {config['head']['options'] or ''}".rstrip(),
-        f"- Input: mono 16 kHz (other rates are resampled); first {config['crop']['max_samples']} "
-        f"samples ({config['crop']['max_samples'] / config['sample_rate']:.2f} s) scored, shorter "
-        "audio tiled, or sliding windows with `--window`",
+        f"- Input: mono 16 kHz (other rates are resampled); {_scored_audio(config)}, or sliding "
+        "windows with `--window`",
         f"- Weights: encoder stored in {config['dtype']}, fusion and head in float32",
         f"- **Parameters: {summary['parameters']:,}**, {share:.1%} of the full model's "
         f"{summary['full_model_parameters']:,} (same head on the full-depth encoder)",

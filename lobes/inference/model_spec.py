@@ -12,7 +12,13 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from lobes.models.branches import HEAD_CLASSES, build_head
+from lobes.models.heads.frame import UtteranceFrameHead
 from lobes.models.ssl import LayerwiseSSL
+
+# Heads a detector can load: the utterance heads, and PartialSpoof's frame
+# head (segment.yaml, ``head_type: frame``) pooled to utterance scores as its
+# recipe pools them (``UtteranceFrameHead``, option ``pooling``).
+DETECTOR_HEADS = {**HEAD_CLASSES, "frame": UtteranceFrameHead}
 
 
 @dataclass
@@ -27,7 +33,7 @@ class ModelSpec:
     n_layers : int
         Transformer layers kept and fused.
     head_type : str
-        A name of ``lobes.models.branches.HEAD_CLASSES`` (``ffn`` or ``aasist``).
+        A name of ``DETECTOR_HEADS`` (``ffn``, ``aasist`` or ``frame``).
     head_options : dict
         Keyword arguments of the head class.
     own_head_type : str
@@ -60,10 +66,10 @@ class ModelSpec:
 
 def check_head_type(head_type, where):
     """Refuses a head this package cannot build, naming where it was read."""
-    if head_type not in HEAD_CLASSES:
+    if head_type not in DETECTOR_HEADS:
         raise ValueError(
             f"{where}: head {head_type!r} cannot be loaded as a detector "
-            f"(known heads: {', '.join(sorted(HEAD_CLASSES))})"
+            f"(known heads: {', '.join(sorted(DETECTOR_HEADS))})"
         )
     return head_type
 
@@ -85,5 +91,5 @@ def build_modules(spec):
             use_attention_mask=spec.use_attention_mask,
         )
         own = spec.own_head_type or spec.head_type
-        head = build_head(spec.head_type, ssl.output_size, own, HEAD_CLASSES[own], dict(spec.head_options))
+        head = build_head(spec.head_type, ssl.output_size, own, DETECTOR_HEADS[own], dict(spec.head_options))
     return {"ssl": ssl, "head": head}

@@ -38,7 +38,7 @@ from lobes.models.layer_sum import WeightedLayerSum
 from lobes.utils.files import atomic_write_text
 from lobes.inference.hub import resolve_release_source
 from lobes.inference.model_card import model_card
-from lobes.inference.model_spec import ModelSpec, build_modules, check_head_type
+from lobes.inference.model_spec import DETECTOR_HEADS, ModelSpec, build_modules, check_head_type
 from lobes.evaluation.calibration import read_calibration
 from lobes.models.ssl import SSL_CLASSES, SUPPORTED_MODEL_TYPES
 
@@ -202,11 +202,9 @@ def _head_options(spec):
     """The head's options as its class receives them (``build_head``'s rule)."""
     import inspect
 
-    from lobes.models.branches import HEAD_CLASSES
-
     if spec.own_head_type in (None, spec.head_type):
         return dict(spec.head_options)
-    accepted = inspect.signature(HEAD_CLASSES[spec.head_type]).parameters
+    accepted = inspect.signature(DETECTOR_HEADS[spec.head_type]).parameters
     return {k: v for k, v in spec.head_options.items() if k in accepted}
 
 
@@ -366,8 +364,6 @@ def check_release(folder):
     ``n_layers``, naming no code), the weight files (present, complete, every
     tensor of the shape the config implies) and the calibration.
     """
-    from lobes.models.branches import HEAD_CLASSES
-
     config_path = os.path.join(folder, CONFIG_FILE)
     config = _read_json(config_path, "the release config")
     if config.get("format") != FORMAT:
@@ -406,7 +402,7 @@ def check_release(folder):
         with torch.device("meta"):  # shapes only: no memory, no initialisation
             expected_encoder = _shapes(model_class(hf_config))
             fusion = WeightedLayerSum(fusion_layers, norm=fusion_norm)
-            head = HEAD_CLASSES[head_type](hidden_size, **head_options)
+            head = DETECTOR_HEADS[head_type](hidden_size, **head_options)
     except (TypeError, ValueError) as err:
         raise ReleaseError(f"{config_path} or {encoder_path} does not describe a model: {err}") from err
     _check_weights(os.path.join(folder, ENCODER_WEIGHTS), expected_encoder)

@@ -89,6 +89,8 @@ def run_spec(values, hparams_file, branch=None, ssl_source=None):
         if key not in options and _plain(values.get(top_key)) is not None:
             options[key] = values[top_key]
     head_options = {k: v for k, v in _tag_arguments(values, "head").items() if k not in NOT_HEAD_OPTIONS}
+    if head_type == "frame":  # segment.yaml: frame scores pooled to the utterance score as trained
+        head_options["pooling"] = _plain(values.get("utterance_pooling")) or "min"
     return ModelSpec(
         ssl_source=str(ssl_source or ssl_args.get("source") or need("ssl_source")),
         n_layers=int(n_layers),

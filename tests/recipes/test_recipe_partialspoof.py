@@ -164,3 +164,23 @@ def test_localisation_smoke(ps_data, tiny_ssl, tmp_path, run_recipe):
     # One utterance score a trial, derived from the same frame scores.
     assert len(read_scores(output / "scores" / "eval.txt")) == sum(COUNTS["eval"])
     assert "dev" in results["test_sets"]
+
+    # The localisation model is a detector too, from its run folder and from a
+    # release: the frame scores pooled as trained give the recipe's utterance scores.
+    from lobes.inference.detector import SpoofDetector
+    from lobes.inference.release import verify_release, write_release
+
+    expected = {r.utt_id: r.score for r in read_scores(output / "scores" / "eval.txt")}
+    detector = SpoofDetector.from_output_folder(output)
+    for utt_id, score in expected.items():
+        assert detector.score_file(manifest[utt_id]["wav"]).score == pytest.approx(score, abs=1e-4)
+    release = tmp_path / "release"
+    write_release(output, release)
+    config = json.loads((release / "config.json").read_text())
+    assert config["head"] == {"type": "frame", "options": {"kernel_size": 5, "pooling": "min"}}
+    assert "the utterance score is their minimum" in (release / "README.md").read_text()
+    _, failures = verify_release(str(release))
+    assert failures == []
+    utt_id = sorted(expected)[0]
+    released = SpoofDetector.from_pretrained(str(release))
+    assert released.score_file(manifest[utt_id]["wav"]).score == pytest.approx(expected[utt_id], abs=1e-4)

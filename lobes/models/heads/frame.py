@@ -105,3 +105,39 @@ def utterance_logits(frame_logits, lengths=None, reduce="min"):
     else:
         raise ValueError(f"reduce must be 'min' or 'mean', got {reduce!r}")
     return torch.stack([torch.zeros_like(pooled), pooled], dim=1)
+
+
+class UtteranceFrameHead(FrameHead):
+    """A trained ``FrameHead`` that gives utterance logits: its frame logits
+    pooled over real frames as the segment recipe pools them
+    (``utterance_logits``), so that a localisation model scores utterances
+    through the same detector, export and release paths as any other head.
+    Same parameters and state-dict keys as ``FrameHead``.
+
+    Arguments
+    ---------
+    input_size, hidden_size, kernel_size, dropout
+        As for ``FrameHead``.
+    pooling : str
+        ``"min"`` or ``"mean"``: the recipe's ``utterance_pooling``.
+
+    Example
+    -------
+    >>> frame = FrameHead(32)
+    >>> head = UtteranceFrameHead(32, pooling="min")
+    >>> _ = head.load_state_dict(frame.state_dict())
+    >>> x, lens = torch.randn(2, 50, 32), torch.tensor([1.0, 0.5])
+    >>> torch.equal(head(x, lens), utterance_logits(frame(x, lens), lens, "min"))
+    True
+    """
+
+    def __init__(self, input_size, hidden_size=128, kernel_size=5, dropout=0.0, pooling="min"):
+        super().__init__(input_size, hidden_size, kernel_size, dropout)
+        if pooling not in ("min", "mean"):
+            raise ValueError(f"pooling must be 'min' or 'mean', got {pooling!r}")
+        self.pooling = pooling
+
+    def forward(self, x, lengths=None):
+        """Features (B, T, C) and relative lengths (B,) -> (B, 2) logits
+        ``[0, pooled bona fide log-odds]``."""
+        return utterance_logits(super().forward(x, lengths), lengths, self.pooling)
