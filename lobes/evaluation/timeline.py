@@ -47,7 +47,8 @@ def window_rows(path, result, window_seconds, calibration=None, prior=0.5):
     """Timeline rows (dicts of ``TIMELINE_FIELDS``) of one ``DetectionResult``.
 
     A window ends ``window_seconds`` after its start, or at the end of the
-    file when the file is shorter (it was tiled to the window length).
+    file when the file is shorter (it was tiled to the window length);
+    ``window_seconds`` None: the file was scored whole, its row spans it.
     """
     scores = np.asarray(result.window_scores, dtype=np.float64)
     llr, posterior = calibrate(scores, calibration, prior)
@@ -56,7 +57,8 @@ def window_rows(path, result, window_seconds, calibration=None, prior=0.5):
         rows.append({
             "file": str(path),
             "start": float(start),
-            "end": float(min(start + window_seconds, result.duration)),
+            "end": float(result.duration if window_seconds is None
+                         else min(start + window_seconds, result.duration)),
             "score": float(score),
             "llr": None if llr is None else float(llr[index]),
             "posterior": None if posterior is None else float(posterior[index]),

@@ -180,7 +180,8 @@ def format_markdown(rows, columns, cells, intervals=None):
     lines.append("")
     lines.append(
         "EER %, mean ± standard deviation over seeds (number of seeds); [low, high]: 95 % bootstrap "
-        "interval of the seed mean over test trials, * where it differs from the full depth of its "
+        "interval of the seed mean over test trials (or speakers: noninferiority.md says which), * "
+        "where it differs from the full depth of its "
         "SSL and head (paired bootstrap, p < 0.05; see noninferiority.md). paper: mean EER of "
         "El Kheir et al. (Findings of NAACL 2025, arXiv 2502.03559) for the same SSL, head, N and "
         "dataset; Δ = ours - paper. The paper does not say which SceneFake test set it reports, "

@@ -44,6 +44,11 @@ DEFAULT_MARGIN = 0.5
 SIGNIFICANCE = 0.05
 
 
+class SpeakerError(ValueError):
+    """Speakers were given for a test set but cannot be resampled (a trial
+    without one, too few): an error for the whole command, not one cell."""
+
+
 @dataclass(frozen=True)
 class SpeakerMap:
     """The speakers of a test set's trials (``mapping``: trial id ->
@@ -81,10 +86,13 @@ def _aligned(runs, test_set, name, speakers=None):
                          f"(needs {MIN_TRIALS_PER_CLASS} of each)")
     if speakers is None:
         return matrix, is_bonafide, None
-    clusters = speaker_clusters(records, speakers.mapping, f"{name}: the manifest {speakers.origin}")
+    try:
+        clusters = speaker_clusters(records, speakers.mapping, f"{name}: the manifest {speakers.origin}")
+    except ValueError as err:
+        raise SpeakerError(str(err)) from None
     if len(set(clusters)) < MIN_CLUSTERS:
-        raise ValueError(f"too few speakers for a speaker bootstrap: {len(set(clusters))} "
-                         f"(needs {MIN_CLUSTERS})")
+        raise SpeakerError(f"{name}: the manifest {speakers.origin} gives {len(set(clusters))} speakers; "
+                           f"a speaker bootstrap needs {MIN_CLUSTERS}")
     return matrix, is_bonafide, clusters
 
 
@@ -114,6 +122,8 @@ def depth_statistics(records, margin=DEFAULT_MARGIN, replicates=DEFAULT_REPLICAT
         try:
             matrix, is_bonafide, clusters = _aligned(runs, test_set, f"{dataset} {test_set} {ssl} {head}",
                                                      (speakers or {}).get(column))
+        except SpeakerError:
+            raise
         except (OSError, ValueError) as err:
             for depth in depths:
                 cells[((ssl, head, depth), column)] = {"unavailable": str(err)}

@@ -57,6 +57,7 @@ from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile, load_audio
 from lobes.inference import streaming
 from lobes.inference.fastpaths import build_scorer
 from lobes.models.assembly import BranchSSL
+from lobes.models.heads.frame import FrameHead, UtteranceFrameHead
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,13 @@ class ScoringGraph(torch.nn.Module):
         if wav_lens is None:
             wav_lens = torch.ones(wavs.shape[0], device=wavs.device)
         feats, feat_lens = self.ssl(wavs, wav_lens)
-        return self.head(feats, feat_lens)[:, 1]
+        logits = self.head(feats, feat_lens)
+        if logits.dim() != 2:  # e.g. a frame head's (B, T, 2): [:, 1] would be frame 1's pair
+            raise ValueError(
+                f"{type(self.head).__name__} gives outputs of shape {tuple(logits.shape)}, not "
+                "(batch, 2) utterance logits (a frame head scores utterances as UtteranceFrameHead)"
+            )
+        return logits[:, 1]
 
 
 class SpoofDetector(Pretrained):
@@ -332,6 +339,9 @@ class SpoofDetector(Pretrained):
         stored = {"fusion": modules["ssl"].fusion, "head": modules["head"]} if branch_checkpoint or branch else modules
         selected = load_checkpoint(stored, checkpoint, hparams.get("selection_metric", "EER"))
         logger.info("loaded checkpoint %s (%s)", selected.path, selected.meta)
+        if type(modules["head"]) is FrameHead:  # segment.yaml: utterance scores as the recipe pools them
+            modules["head"] = UtteranceFrameHead.from_frame_head(
+                modules["head"], hparams.get("utterance_pooling", "min"))
         detector = cls(modules, hparams, run_opts=run_opts, **kwargs)
         detector.checkpoint = selected
         return detector
@@ -400,7 +410,7 @@ class SpoofDetector(Pretrained):
         str
             ``path``.
         """
-        n_samples = int(n_samples or self.max_samples)
+        n_samples = int(n_samples or self.max_samples)  # whole-file models: pass the length to trace
         graph = ScoringGraph(self.mods.ssl, self.mods.head).eval()
         example = torch.zeros(1, n_samples, device=self.device)
         with torch.no_grad(), warnings.catch_warnings():

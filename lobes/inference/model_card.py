@@ -93,10 +93,24 @@ def _scored_audio(config):
     crop = config["crop"]
     if crop.get("eval_crop", "first") == "full":
         return "whole files scored"
-    samples = crop["max_samples"]
-    where = "first" if crop.get("eval_crop", "first") == "first" else "a random crop of"
-    return (f"{where} {samples} samples ({samples / config['sample_rate']:.2f} s) scored, "
-            "shorter audio tiled")
+    samples = crop["max_samples"]  # "random" crops are for training: detectors score the first
+    return f"first {samples} samples ({samples / config['sample_rate']:.2f} s) scored, shorter audio tiled"
+
+
+def _score_name(config):
+    """What the raw score is: the bona fide logit, or a frame head's pooled log-odds."""
+    if config["head"]["type"] == "frame":
+        return "the frames' pooled bona fide log-odds"
+    return "bona fide logit"
+
+
+def _length_limitation(config):
+    """The card's limitation on audio length, by the crop the model scores."""
+    if config["crop"].get("eval_crop", "first") == "full":
+        return ("- Whole files are scored at once: memory grows with the file; long recordings are "
+                "better scored with `--window` (and partially spoofed audio with `--aggregation min`).")
+    return ("- One crop of about 4 s per file by default: longer audio needs `--window`; partially "
+            "spoofed audio is best scored with `--aggregation min`.")
 
 
 def _head_note(config):
@@ -149,7 +163,7 @@ def model_card(config, calibration, results, summary, name=None):
     lines += _results_section(results)
     lines += [
         "## Calibration and outputs", "",
-        f"`calibration.json` maps the raw score s (bona fide logit) to a natural-log likelihood "
+        f"`calibration.json` maps the raw score s ({_score_name(config)}) to a natural-log likelihood "
         f"ratio `llr = {calibration.a:.6g} * s + {calibration.b:.6g}`, fitted on the run's dev "
         f"scores at bona fide prior {calibration.prior:.4f}. The posterior probability of bona "
         f"fide is `sigmoid(llr + logit(prior))`; by default the prior is the ASVspoof 5 cost "
@@ -178,8 +192,7 @@ def model_card(config, calibration, results, summary, name=None):
         "data can be scored confidently and wrongly; measure on data like yours first.",
         "- The calibration holds for data like the dev set; elsewhere LLRs and posteriors can be "
         "badly calibrated even when the ranking (EER) is good.",
-        "- One crop of about 4 s per file by default: longer audio needs `--window`; partially "
-        "spoofed audio is best scored with `--aggregation min`.",
+        _length_limitation(config),
         "- Not a speaker verification system, and not robust to an adversary who tests against it.",
         "- Licence: `other` until set by whoever publishes it, from the SSL model's and the "
         "training data's licences.", "",

@@ -173,7 +173,8 @@ def release_config(detector, dtype_name):
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "task": "audio deepfake (spoofing) detection: bona fide vs spoof speech",
-        "score": "bona fide logit (higher = more bona fide); calibration.json maps it to an LLR",
+        "score": ("pooled bona fide log-odds of the frames" if spec.head_type == "frame" else "bona fide logit")
+                 + " (higher = more bona fide); calibration.json maps it to an LLR",
         "model_type": encoder.config.model_type,
         "ssl_source": spec.ssl_source,
         "n_layers": encoder.n_layers,

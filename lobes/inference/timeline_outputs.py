@@ -88,8 +88,12 @@ def wanted(args):
 
 
 def window_seconds(args, detector):
-    """Length of the scored windows (or of the crop, without ``--window``)."""
-    return args.window if args.window is not None else detector.max_samples / SAMPLE_RATE
+    """Length of the scored windows: ``--window``, else the crop; None for
+    a model scoring whole files (``eval_crop: full``) without ``--window``:
+    a file's one row spans all of it."""
+    if args.window is not None:
+        return args.window
+    return None if detector.crop_mode == "full" else detector.max_samples / SAMPLE_RATE
 
 
 def write_outputs(args, files, results, detector):
@@ -137,7 +141,7 @@ def _write_outputs(args, files, results, model_dir, window, calibration):
                              else None),
                 "threshold": args.threshold, "region_posterior": args.region_posterior,
                 "prior": bona_fide_prior(args), "min_duration": args.min_duration,
-                "merge_gap": args.merge_gap, "window": window,
+                "merge_gap": args.merge_gap, "window": window,  # None: whole files
             },
             "files": [
                 {"file": path, "file_id": file_id(path), "score": results[path].score,

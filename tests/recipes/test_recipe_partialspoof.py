@@ -184,3 +184,23 @@ def test_localisation_smoke(ps_data, tiny_ssl, tmp_path, run_recipe):
     utt_id = sorted(expected)[0]
     released = SpoofDetector.from_pretrained(str(release))
     assert released.score_file(manifest[utt_id]["wav"]).score == pytest.approx(expected[utt_id], abs=1e-4)
+    # From the YAML and a checkpoint too (the frame head pooled, never frame 1's pair).
+    templated = SpoofDetector.from_hparams(output / "hyperparams.yaml", output / "save")
+    assert templated.score_file(manifest[utt_id]["wav"]).score == pytest.approx(expected[utt_id], abs=1e-4)
+
+    # The model scores whole files: without --window, the timeline row of a
+    # 6-s file spans it all (not the 4.04-s max_samples).
+    import numpy as np
+    import soundfile as sf
+
+    from lobes.evaluation.timeline import read_timeline
+    from lobes.inference import cli as detect
+
+    audio, rate = sf.read(manifest[utt_id]["wav"])
+    long_file = tmp_path / "long.wav"
+    sf.write(long_file, np.resize(audio, 6 * rate), rate)
+    timeline = tmp_path / "timeline.csv"
+    assert detect.main([str(release), str(long_file), "--timeline", str(timeline), "--no-progress",
+                        "--num-workers", "0"]) == 0
+    (row,) = read_timeline(timeline)
+    assert (row["start"], row["end"]) == (0.0, 6.0)

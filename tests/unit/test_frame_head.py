@@ -1,5 +1,6 @@
 """The frame-level head: padding never changes the scores of real frames."""
 
+import pytest
 import torch
 
 from lobes.models.heads.frame import FrameHead, frame_scores, utterance_logits
@@ -36,3 +37,19 @@ def test_utterance_pooling_ignores_padding():
     assert frame_scores(logits).shape == (2, 4)
     assert utterance_logits(logits, lens)[:, 1].tolist() == [-2.0, 1.0]
     assert utterance_logits(logits, lens, "mean")[:, 1].tolist() == [0.5, 1.5]
+
+
+def test_a_frame_head_is_never_read_as_utterance_logits():
+    """The detector's scoring graph takes column 1 of (B, 2) logits: a frame
+    head's (B, T, 2) would give frame 1's pair, so it is refused by name."""
+    from lobes.inference.detector import ScoringGraph
+    from lobes.models.heads.frame import UtteranceFrameHead
+
+    class Features(torch.nn.Module):  # stands in for the SSL: (B, T, C) features and lengths
+        def forward(self, wavs, wav_lens):
+            return wavs[:, :, None].expand(-1, -1, 8), wav_lens
+
+    wavs = torch.randn(2, 30)
+    with pytest.raises(ValueError, match=r"FrameHead gives outputs of shape \(2, 30, 2\)"):
+        ScoringGraph(Features(), FrameHead(8))(wavs)
+    assert ScoringGraph(Features(), UtteranceFrameHead(8))(wavs).shape == (2,)

@@ -129,6 +129,8 @@ class UtteranceFrameHead(FrameHead):
     >>> x, lens = torch.randn(2, 50, 32), torch.tensor([1.0, 0.5])
     >>> torch.equal(head(x, lens), utterance_logits(frame(x, lens), lens, "min"))
     True
+    >>> torch.equal(UtteranceFrameHead.from_frame_head(frame)(x, lens), head(x, lens))
+    True
     """
 
     def __init__(self, input_size, hidden_size=128, kernel_size=5, dropout=0.0, pooling="min"):
@@ -136,6 +138,16 @@ class UtteranceFrameHead(FrameHead):
         if pooling not in ("min", "mean"):
             raise ValueError(f"pooling must be 'min' or 'mean', got {pooling!r}")
         self.pooling = pooling
+
+    @classmethod
+    def from_frame_head(cls, head, pooling="min"):
+        """An ``UtteranceFrameHead`` with the weights of a trained ``FrameHead``
+        (on its device, in its train/eval mode)."""
+        first, context = head.frame_mlp[0], head.context
+        pooled = cls(first.in_features, first.out_features, context.kernel_size[0],
+                     head.output[1].p, pooling)
+        pooled.load_state_dict(head.state_dict())
+        return pooled.to(first.weight.device).train(head.training)
 
     def forward(self, x, lengths=None):
         """Features (B, T, C) and relative lengths (B,) -> (B, 2) logits
