@@ -85,6 +85,27 @@ def tiny_ssl(tiny_models):
     return tiny_models[("wavlm", False)]
 
 
+# A hub id served offline from a prepared cache (no network in tests): the
+# path real users take with e.g. ssl_source=microsoft/wavlm-base-plus.
+HUB_SSL_ID = "lobes-test/tiny-wavlm"
+
+
+@pytest.fixture(scope="session")
+def hub_ssl_cache(tmp_path_factory, tiny_ssl):
+    """A Hugging Face hub cache holding ``tiny_ssl`` as ``HUB_SSL_ID`` (as
+    ``snapshot_download`` leaves it); load with ``HF_HUB_OFFLINE=1`` and
+    ``HF_HUB_CACHE`` set to it."""
+    import shutil
+
+    cache = tmp_path_factory.mktemp("hub_cache")
+    repo = cache / ("models--" + HUB_SSL_ID.replace("/", "--"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(tiny_ssl, repo / "snapshots" / commit)
+    return cache
+
+
 INFERENCE_COUNTS = {"train": 4, "dev": 3, "eval": 4}
 INFERENCE_BATCH_SIZE = 4
 INFERENCE_MAX_SAMPLES = 16000

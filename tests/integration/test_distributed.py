@@ -93,6 +93,31 @@ def test_asvspoof2019_two_processes(la_data, tiny_ssl, tmp_path):
     assert json.loads((output / "results.json").read_text())["test_sets"]["itw"]["n_trials"] == 4
 
 
+def test_hub_id_ssl_two_processes_offline(la_data, hub_ssl_cache, tmp_path, monkeypatch):
+    """ssl_source as users write it, a hub id, under torchrun: every rank loads
+    it from the hub cache (offline here); the run folder then loads by that id."""
+    import huggingface_hub.constants
+
+    from conftest import HUB_SSL_ID
+    from lobes.inference.detector import SpoofDetector
+
+    output = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub_ssl_cache)}
+    command = torchrun_command("ASVspoof2019", "ffn.yaml", *smoke_overrides(
+        la_data, HUB_SSL_ID, output, "--number_of_epochs=1"), *DDP)
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-6000:]
+    two = scores(output / "scores" / "eval.txt")
+    assert len(two) == 10
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub_ssl_cache))
+    detector = SpoofDetector.from_output_folder(output)
+    assert detector.model_spec.ssl_source == HUB_SSL_ID
+    (utt_id, score), *_ = sorted(two.items())
+    flac = la_data / "LA" / "ASVspoof2019_LA_eval" / "flac" / f"{utt_id}.flac"
+    assert detector.score_file(flac).score == pytest.approx(score, abs=1e-4)
+
+
 def test_fine_tuning_two_processes(la_data, tiny_models, tmp_path):
     """A fine-tuned encoder (aasist_rawboost.yaml) trains under torchrun in a
     DDP wrapper of its own. It used to fail at the second step: SpecAugment's

@@ -184,6 +184,23 @@ def test_fine_tuning_optimizer_lists_the_parameters_it_always_did(tiny_models, f
     assert brain.optimizers_dict == {"opt_class": state.optimizer}
 
 
+def test_a_hub_id_loads_offline_from_the_cache(tiny_ssl, hub_ssl_cache, monkeypatch):
+    """ssl_source as users write it (a hub id), served by the hub cache with
+    no network; an id the cache lacks is a clear error."""
+    import huggingface_hub.constants
+
+    from conftest import HUB_SSL_ID
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub_ssl_cache))
+    from_hub = LayerwiseSSL(HUB_SSL_ID, n_layers=2).eval()
+    local = LayerwiseSSL(tiny_ssl, n_layers=2).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(from_hub.layer_outputs(waveforms()), local.layer_outputs(waveforms()))
+    with pytest.raises(ValueError, match="Cannot load SSL model 'lobes-test/not-cached'"):
+        LayerwiseSSL("lobes-test/not-cached", n_layers=2)
+
+
 @pytest.mark.parametrize("form", MODEL_FORMS, ids=FORM_IDS)
 def test_padding_does_not_change_real_frames(tiny_models, form):
     """A padded batch must match the utterance alone on its real frames: the
