@@ -85,24 +85,31 @@ def tiny_ssl(tiny_models):
     return tiny_models[("wavlm", False)]
 
 
-# A hub id served offline from a prepared cache (no network in tests): the
+# Hub ids served offline from a prepared cache (no network in tests): the
 # path real users take with e.g. ssl_source=microsoft/wavlm-base-plus.
 HUB_SSL_ID = "lobes-test/tiny-wavlm"
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def make_hub_cache(cache, hub_id, folder):
+    """Writes a Hugging Face hub cache at ``cache`` holding ``folder`` as
+    ``hub_id`` at ``HUB_COMMIT``, as ``snapshot_download`` leaves it (load it
+    with ``HF_HUB_OFFLINE=1`` and ``HF_HUB_CACHE`` set to it); returns the
+    snapshot folder."""
+    import shutil
+
+    repo = cache / ("models--" + hub_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(HUB_COMMIT)
+    shutil.copytree(folder, repo / "snapshots" / HUB_COMMIT)
+    return repo / "snapshots" / HUB_COMMIT
 
 
 @pytest.fixture(scope="session")
 def hub_ssl_cache(tmp_path_factory, tiny_ssl):
-    """A Hugging Face hub cache holding ``tiny_ssl`` as ``HUB_SSL_ID`` (as
-    ``snapshot_download`` leaves it); load with ``HF_HUB_OFFLINE=1`` and
-    ``HF_HUB_CACHE`` set to it."""
-    import shutil
-
+    """A hub cache holding ``tiny_ssl`` as ``HUB_SSL_ID``."""
     cache = tmp_path_factory.mktemp("hub_cache")
-    repo = cache / ("models--" + HUB_SSL_ID.replace("/", "--"))
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    shutil.copytree(tiny_ssl, repo / "snapshots" / commit)
+    make_hub_cache(cache, HUB_SSL_ID, tiny_ssl)
     return cache
 
 

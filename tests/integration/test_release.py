@@ -13,7 +13,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from conftest import REPO
+from conftest import HUB_COMMIT, REPO, make_hub_cache
 from lobes.inference import cli as detect
 from lobes import release as release_cli
 from lobes.inference.detector import SpoofDetector
@@ -27,7 +27,6 @@ from lobes.inference.release import (
 
 MALICIOUS = 'pwned: !apply:os.system ["id > pwned.txt"]\n'
 HUB_ID = "lobes-test/tiny-release"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
@@ -245,13 +244,9 @@ def test_malicious_yaml_runs_nothing_under_the_cli(run_folder, eval_paths, tmp_p
 
 
 def _hub_cache(release, tmp_path):
-    """A hub cache holding the release as ``HUB_ID`` at ``COMMIT`` (as
-    ``snapshot_download`` leaves it)."""
+    """A hub cache holding the release as ``HUB_ID``."""
     cache = tmp_path / "hub"
-    repo = cache / ("models--" + HUB_ID.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
-    shutil.copytree(release[0], repo / "snapshots" / COMMIT)
+    make_hub_cache(cache, HUB_ID, release[0])
     return cache
 
 
@@ -261,7 +256,7 @@ def test_hub_id_loads_offline_from_the_cache(release, eval_paths, tmp_path, monk
     cache = _hub_cache(release, tmp_path)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     detector = SpoofDetector.from_pretrained(HUB_ID, cache_dir=str(cache))
-    assert detector.release_folder == str(cache / f"models--{HUB_ID.replace('/', '--')}" / "snapshots" / COMMIT)
+    assert detector.release_folder == str(cache / f"models--{HUB_ID.replace('/', '--')}" / "snapshots" / HUB_COMMIT)
     local = SpoofDetector.from_pretrained(release[0])
     assert detector.score_file(eval_paths[0]).score == local.score_file(eval_paths[0]).score
     with pytest.raises(FileNotFoundError, match="neither a local folder nor in the hub cache"):
