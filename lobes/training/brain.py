@@ -83,8 +83,7 @@ class SpoofBrain(sb.Brain):
         self._refuse_unsupported_options()
         if self.branched:
             claim_branch_folders(self.hparams.output_folder, plan, write=if_main_process())
-        head = unwrap(self.modules.head)
-        models = {name: branch_model(self.ssl, head, name) for name in self.branches}
+        models = {name: branch_model(self.ssl, self.modules.head, name) for name in self.branches}
         self.states = run_states(
             plan, self.hparams.output_folder, self.checkpointer, self.hparams.epoch_counter, models
         )
@@ -107,8 +106,9 @@ class SpoofBrain(sb.Brain):
 
     @property
     def ssl(self):
-        """The ``LayerwiseSSL`` or ``MultiDepthSSL`` (unwrapped from DDP)."""
-        return unwrap(self.modules.ssl)
+        """The ``LayerwiseSSL`` or ``MultiDepthSSL`` (never DDP-wrapped: the
+        training step runs the encoder and each branch's model, which are)."""
+        return self.modules.ssl
 
     def _wrap_distributed(self):
         """Under torchrun, when training starts: one DDP wrapper per branch,

@@ -10,6 +10,7 @@ or test stage being run, so that ``SpoofBrain`` runs the same steps for
 every branch instead of forking between single and multi-branch runs.
 """
 
+import logging
 import os
 
 from speechbrain.utils.checkpoints import Checkpointer
@@ -19,6 +20,8 @@ from lobes.evaluation.scores import ScoreRecord
 from lobes.training.distributed import gather_unique
 from lobes.training.finite_guard import check_metrics
 from lobes.utils.run_folder import SAVE_DIR
+
+logger = logging.getLogger(__name__)
 
 
 class BranchState:
@@ -112,7 +115,8 @@ class BranchState:
             found.meta.get("epoch"),
             f"checkpoint {found.path}",
         )
-        self.checkpointer.recover_if_possible(importance_key=rank)
+        logger.info("loading the selected checkpoint %s", found.path)
+        self.checkpointer.load_checkpoint(found)  # the one found: no second listing
 
 
 def run_states(plan, output_folder, run_checkpointer, epoch_counter, models):
