@@ -76,6 +76,19 @@ def pool_to_segments(frame_scores, frames_per_seg, n_segments, reduce="min"):
     return grid.min(axis=1) if reduce == "min" else grid.mean(axis=1)
 
 
+def label_column(resolution):
+    """Manifest column of the segment labels at ``resolution`` seconds
+    (written by the PartialSpoof recipe's prepare step): ``"0.02"`` or 0.02
+    -> ``"seglab_20"`` (ms).
+
+    Example
+    -------
+    >>> label_column("0.64"), label_column(0.02)
+    ('seglab_640', 'seglab_20')
+    """
+    return f"seglab_{int(round(float(resolution) * 1000))}"
+
+
 def labels_from_string(labels):
     """``"1101"`` (1 = bona fide, 0 = spoof) -> int array.
 

@@ -26,9 +26,7 @@ import sys
 
 from lobes.evaluation.regions import frame_regions
 from lobes.evaluation.rttm import write_rttm
-from lobes.evaluation.segments import labels_from_string, read_segment_scores
-
-LABEL_COLUMN = "seglab_{ms}"  # partialspoof_prepare.py's column of one resolution
+from lobes.evaluation.segments import label_column, labels_from_string, read_segment_scores
 
 
 def resolution_from_name(path):
@@ -78,7 +76,7 @@ def label_regions(manifest, resolution=0.02):
     >>> label_regions(path)
     {'U1': [(0.04, 0.08)], 'U2': []}
     """
-    column = LABEL_COLUMN.format(ms=int(round(resolution * 1000)))
+    column = label_column(resolution)
     with open(manifest, encoding="utf-8", newline="") as fin:
         reader = csv.DictReader(fin)
         fields = reader.fieldnames or []

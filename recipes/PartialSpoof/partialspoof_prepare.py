@@ -37,6 +37,7 @@ from lobes.dataio.prepare import (
     write_manifest,
 )
 from lobes.dataio.safe_npy import UnsafeDataError, load_npy
+from lobes.evaluation.segments import label_column
 from lobes.utils.fingerprints import note_input
 from lobes.utils.safe_paths import safe_join
 
@@ -68,17 +69,6 @@ def protocol_path(root, split):
 def label_path(root, split, resolution):
     """Path of the segment labels of ``split`` at ``resolution`` (a string)."""
     return os.path.join(root, "segment_labels", f"{split}_seglab_{resolution}.npy")
-
-
-def column_name(resolution):
-    """Manifest column of a resolution: ``"0.02"`` -> ``"seglab_20"`` (ms).
-
-    Example
-    -------
-    >>> column_name("0.64")
-    'seglab_640'
-    """
-    return f"seglab_{int(round(float(resolution) * 1000))}"
 
 
 def load_segment_labels(path):
@@ -164,7 +154,7 @@ def attach_segment_labels(root, split, trials, bonafide_symbol):
             if abs(len(text) - trial.duration / float(resolution)) > 2:
                 n_off_length += 1
             if store:
-                trial.extra[column_name(resolution)] = text
+                trial.extra[label_column(resolution)] = text
         if n_off_length:
             logger.warning(
                 "%s: %d utterances have a segment count more than 2 away from "
@@ -259,7 +249,7 @@ def _prepare_split(root, split, output, save_folder, bonafide_symbol, skip_missi
         trials, lambda t: safe_join(audio_folder, f"{t.utt_id}.wav", t.origin), split, save_folder, skip_missing
     )
     found = attach_segment_labels(root, split, trials, bonafide_symbol)
-    columns = [column_name(r) for r in found if float(r) >= MIN_STORED_RESOLUTION]
+    columns = [label_column(r) for r in found if float(r) >= MIN_STORED_RESOLUTION]
     write_manifest(output, trials, extra_fields=columns)
     log_counts(split, trials, f", segment labels at {', '.join(found) or 'no resolution'}")
     return found

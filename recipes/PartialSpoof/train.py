@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from speechbrain.utils.distributed import run_on_main
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from partialspoof_prepare import column_name, prepare_partialspoof  # noqa: E402
+from partialspoof_prepare import prepare_partialspoof  # noqa: E402
 
 from lobes.dataio.batching import SortedBatchSampler, padding_ratio, random_batches  # noqa: E402
 from lobes.training.brain import SpoofBrain  # noqa: E402
@@ -40,6 +40,7 @@ from lobes.dataio.prepare import read_manifest  # noqa: E402
 from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
 from lobes.evaluation.segments import (  # noqa: E402
     frames_per_segment,
+    label_column,
     labels_from_string,
     pool_to_segments,
     segment_eer,
@@ -190,16 +191,16 @@ def ssl_frames(duration):
 def add_segment_labels(dataset, resolutions, manifest):
     """Adds ``frame_labels`` (20 ms, 1 = bona fide) and ``segment_labels``
     (resolution -> label string) to a dataset's outputs."""
-    columns = {resolution: column_name(str(resolution)) for resolution in resolutions}
+    columns = {resolution: label_column(str(resolution)) for resolution in resolutions}
     first_row = read_manifest(manifest)[0]
-    absent = [c for c in [column_name("0.02"), *columns.values()] if c not in first_row]
+    absent = [c for c in [label_column("0.02"), *columns.values()] if c not in first_row]
     if absent:
         raise ValueError(
             f"{manifest}: the segment task needs segment label columns {absent}; "
             f"the prepare step found no label file for them (database/segment_labels)"
         )
 
-    @sb.utils.data_pipeline.takes(column_name("0.02"))
+    @sb.utils.data_pipeline.takes(label_column("0.02"))
     @sb.utils.data_pipeline.provides("frame_labels")
     def frame_pipeline(labels):
         return torch.from_numpy(labels_from_string(labels))
