@@ -97,11 +97,15 @@ def _scored_audio(config):
     return f"first {samples} samples ({samples / config['sample_rate']:.2f} s) scored, shorter audio tiled"
 
 
-def _score_name(config):
-    """What the raw score is: the bona fide logit, or a frame head's pooled log-odds."""
-    if config["head"]["type"] == "frame":
-        return "the frames' pooled bona fide log-odds"
-    return "bona fide logit"
+def score_name(head_type):
+    """What a head's raw score is (the card and the release config say it).
+
+    Example
+    -------
+    >>> score_name("ffn"), score_name("frame")
+    ('bona fide logit', 'pooled bona fide log-odds of the frames')
+    """
+    return "pooled bona fide log-odds of the frames" if head_type == "frame" else "bona fide logit"
 
 
 def _length_limitation(config):
@@ -163,7 +167,7 @@ def model_card(config, calibration, results, summary, name=None):
     lines += _results_section(results)
     lines += [
         "## Calibration and outputs", "",
-        f"`calibration.json` maps the raw score s ({_score_name(config)}) to a natural-log likelihood "
+        f"`calibration.json` maps the raw score s ({score_name(config['head']['type'])}) to a natural-log likelihood "
         f"ratio `llr = {calibration.a:.6g} * s + {calibration.b:.6g}`, fitted on the run's dev "
         f"scores at bona fide prior {calibration.prior:.4f}. The posterior probability of bona "
         f"fide is `sigmoid(llr + logit(prior))`; by default the prior is the ASVspoof 5 cost "

@@ -37,7 +37,7 @@ from lobes.dataio.dataset import SAMPLE_RATE
 from lobes.models.layer_sum import WeightedLayerSum
 from lobes.utils.files import atomic_write_text
 from lobes.inference.hub import resolve_release_source
-from lobes.inference.model_card import model_card
+from lobes.inference.model_card import model_card, score_name
 from lobes.inference.model_spec import DETECTOR_HEADS, ModelSpec, build_modules, check_head_type
 from lobes.evaluation.calibration import read_calibration
 from lobes.models.ssl import SSL_CLASSES, SUPPORTED_MODEL_TYPES
@@ -173,8 +173,7 @@ def release_config(detector, dtype_name):
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "task": "audio deepfake (spoofing) detection: bona fide vs spoof speech",
-        "score": ("pooled bona fide log-odds of the frames" if spec.head_type == "frame" else "bona fide logit")
-                 + " (higher = more bona fide); calibration.json maps it to an LLR",
+        "score": f"{score_name(spec.head_type)} (higher = more bona fide); calibration.json maps it to an LLR",
         "model_type": encoder.config.model_type,
         "ssl_source": spec.ssl_source,
         "n_layers": encoder.n_layers,
