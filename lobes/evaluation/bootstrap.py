@@ -410,7 +410,9 @@ def weighted_metrics(scores, is_bonafide, weights, costs=ASVSPOOF5_COSTS, metric
 # Intervals.
 
 
-def _check_counts(n_bonafide, n_spoof, n_clusters=None):
+def check_counts(n_bonafide, n_spoof, n_clusters=None):
+    """Refuses (``UnavailableInterval``, a ``ValueError``) an interval from
+    too few trials of a class or too few clusters."""
     if n_bonafide < MIN_TRIALS_PER_CLASS or n_spoof < MIN_TRIALS_PER_CLASS:
         raise UnavailableInterval(
             f"too few trials for an interval: {n_bonafide} bona fide and {n_spoof} spoof "
@@ -484,7 +486,7 @@ def metric_intervals(scores, is_bonafide, clusters=None, replicates=DEFAULT_REPL
     is_bonafide = np.asarray(is_bonafide, dtype=bool).ravel()
     n_clusters = None if clusters is None else len(set(clusters))
     try:
-        _check_counts(int(is_bonafide.sum()), int((~is_bonafide).sum()), n_clusters)
+        check_counts(int(is_bonafide.sum()), int((~is_bonafide).sum()), n_clusters)
     except UnavailableInterval as err:
         return {metric: {"unavailable": str(err)} for metric in metrics}
     values = replicate_values(scores, is_bonafide, clusters, replicates, seed, costs, metrics)
@@ -517,7 +519,7 @@ def set_intervals(scores, is_bonafide, attacks, clusters=None, replicates=DEFAUL
         labels = is_bonafide[selected]
         n_clusters = None if codes is None else np.unique(codes[selected]).size
         try:
-            _check_counts(int(labels.sum()), int((~labels).sum()), n_clusters)
+            check_counts(int(labels.sum()), int((~labels).sum()), n_clusters)
         except UnavailableInterval as err:
             out[name] = {metric: {"unavailable": str(err)} for metric in metrics}
             continue
@@ -736,7 +738,7 @@ def paired_comparison(scores_a, scores_b, is_bonafide, metric="eer", margin=None
         "n_clusters": None if clusters is None else len(set(clusters)),
     }
     try:
-        _check_counts(int(is_bonafide.sum()), int((~is_bonafide).sum()), out["n_clusters"])
+        check_counts(int(is_bonafide.sum()), int((~is_bonafide).sum()), out["n_clusters"])
     except UnavailableInterval as err:
         out.update(interval={"unavailable": str(err)}, p_value=None)
         if margin is not None:

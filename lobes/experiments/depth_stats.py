@@ -29,8 +29,7 @@ import numpy as np
 from lobes.evaluation.bootstrap import (
     DEFAULT_REPLICATES,
     DEFAULT_SEED,
-    MIN_CLUSTERS,
-    MIN_TRIALS_PER_CLASS,
+    check_counts,
     difference_test,
     percentile_interval,
     shared_replicates,
@@ -81,18 +80,18 @@ def _aligned(runs, test_set, name, speakers=None):
         raise ValueError(str(err)) from None
     is_bonafide = np.array([r.key == "bonafide" for r in records])
     n_b, n_s = int(is_bonafide.sum()), int((~is_bonafide).sum())
-    if min(n_b, n_s) < MIN_TRIALS_PER_CLASS:
-        raise ValueError(f"too few trials for an interval: {n_b} bona fide and {n_s} spoof "
-                         f"(needs {MIN_TRIALS_PER_CLASS} of each)")
+    check_counts(n_b, n_s)  # too few trials: this cell's reason
     if speakers is None:
         return matrix, is_bonafide, None
+    origin = f"{name}: the manifest {speakers.origin}"
     try:
-        clusters = speaker_clusters(records, speakers.mapping, f"{name}: the manifest {speakers.origin}")
+        clusters = speaker_clusters(records, speakers.mapping, origin)
     except ValueError as err:
         raise SpeakerError(str(err)) from None
-    if len(set(clusters)) < MIN_CLUSTERS:
-        raise SpeakerError(f"{name}: the manifest {speakers.origin} gives {len(set(clusters))} speakers; "
-                           f"a speaker bootstrap needs {MIN_CLUSTERS}")
+    try:
+        check_counts(n_b, n_s, len(set(clusters)))
+    except ValueError as err:  # too few speakers
+        raise SpeakerError(f"{origin}: {err}") from None
     return matrix, is_bonafide, clusters
 
 
