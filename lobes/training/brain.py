@@ -422,7 +422,7 @@ class SpoofBrain(sb.Brain):
         selected = state.best_checkpoint(self.checkpoint_rank).meta
         results = add_test_set(
             folder, name, metrics,
-            config=run_config(self.hparams, self.branches[branch], self.branched),
+            config=run_config(self.hparams, self.branches[branch]),
             layer_weights=self.branch_layer_weights(branch).tolist(),
             selected_checkpoint={k: v for k, v in selected.items() if k != "unixtime"},
         )

@@ -29,7 +29,7 @@ RUN_CONFIG_KEYS = (
 )
 
 
-def run_config(hparams, branch=None, branched=False):
+def run_config(hparams, branch=None):
     """The ``config`` entry of a result's ``results.json``.
 
     Arguments
@@ -38,10 +38,8 @@ def run_config(hparams, branch=None, branched=False):
         The recipe's hparams (attributes, as ``Brain.hparams`` has them).
     branch : lobes.models.branches.Branch, optional
         The branch the result belongs to (a single run's, or None: the YAML's
-        own configuration).
-    branched : bool
-        True for a run of (head, depth, seed) branches, False for a
-        multi-depth run (one branch per depth).
+        own configuration). A branch with a seed belongs to a run of (head,
+        depth, seed) branches, one without to a multi-depth run.
 
     Example
     -------
@@ -53,7 +51,7 @@ def run_config(hparams, branch=None, branched=False):
     config = {key: getattr(hparams, key) for key in RUN_CONFIG_KEYS if hasattr(hparams, key)}
     if branch is None or branch.name is None:  # a single run: its YAML says it all
         return config
-    if not branched:
+    if branch.seed is None:  # one depth of a multi-depth run
         config.update(n_layers=branch.depth, multi_depth_run=hparams.n_layers)
         return config
     config.update(head_type=branch.head, n_layers=branch.depth, seed=branch.seed)
