@@ -22,7 +22,9 @@ setup(
         "hyperpyyaml>=1.2",
         "sentencepiece",
         "soundfile>=0.12",
-        "av>=14,<19",  # PyAV: FFmpeg codecs for lobes.augment.codec
+        # PyAV: FFmpeg codecs for lobes.augment.codec. 18.1.1's wheels lack the
+        # AMR-NB encoder (libopencore_amrnb) that the recipes' codec lists use.
+        "av>=14,<19,!=18.1.1",
         "matplotlib>=3.7",
         "numpy>=1.24",
         "scipy>=1.10",  # calibration and score fusion (scipy.optimize)
@@ -37,7 +39,8 @@ setup(
         "onnx": ONNX,
         # The tests cover the ONNX backend too.
         # pytest-xdist: the suite runs on two workers (one test file each at a time).
-        "test": ["pytest>=8", "pytest-xdist>=3", *ONNX],
+        # packaging: tests/unit/test_lock.py reads the lock and the ranges.
+        "test": ["pytest>=8", "pytest-xdist>=3", "packaging>=23", *ONNX],
     },
     entry_points={"console_scripts": ["lobes-detect = lobes.detect:main",
                                       "lobes-release = lobes.release:main"]},

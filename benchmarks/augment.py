@@ -10,6 +10,8 @@ The utterance is the recipes' 4.04 s crop (64,600 samples at 16 kHz), the
 figure the median over ``--repeats`` calls of CPU time (``time.process_time``,
 one thread: BLAS, FFT and torch are pinned to one). Goals: 50x real time per
 RawBoost mode, 20x per codec, so that a few DataLoader workers keep a GPU fed.
+A codec that the installed PyAV's FFmpeg build cannot run is left out and
+named on the last line, with what the build lacks.
 
     python benchmarks/augment.py --repeats 30 --markdown
 """
@@ -33,7 +35,9 @@ import yaml  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from lobes.augment.codec import CodecRoundTrip, probe_signal  # noqa: E402
+import av  # noqa: E402
+
+from lobes.augment.codec import CodecRoundTrip, missing_codecs, probe_signal  # noqa: E402
 from lobes.augment.lists import write_audio_list  # noqa: E402
 from lobes.augment.noise import NoiseFromList, ReverbFromList  # noqa: E402
 from lobes.augment.rawboost import MODES, RawBoost  # noqa: E402
@@ -81,10 +85,12 @@ def cpu_speed(method, x, repeats):
     return (x.shape[0] / SAMPLE_RATE) / max(float(np.median(times)), 1e-9)
 
 
-def methods(noise_csv, rirs_csv):
-    """(family, name, callable) of every method benchmarked."""
+def methods(noise_csv, rirs_csv, missing):
+    """(family, name, callable) of every method benchmarked; codecs in
+    ``missing`` (``lobes.augment.codec.missing_codecs``) are left out."""
     found = [("rawboost", f"rawboost mode {mode}", RawBoost(mode, SAMPLE_RATE)) for mode in MODES if mode]
-    codecs = CodecRoundTrip(recipe_codecs(), SAMPLE_RATE)
+    runnable = {name: bitrates for name, bitrates in recipe_codecs().items() if name not in missing}
+    codecs = CodecRoundTrip(runnable, SAMPLE_RATE)
     for codec, bitrate in codecs.delays:
         found.append((
             "codec", f"{codec} {bitrate / 1000:g} kbit/s",
@@ -107,7 +113,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         noise_csv, rirs_csv = synthetic_lists(folder)
         rows = []
-        for family, name, method in methods(args.noise_csv or noise_csv, args.rirs_csv or rirs_csv):
+        missing = missing_codecs(recipe_codecs())
+        for family, name, method in methods(args.noise_csv or noise_csv, args.rirs_csv or rirs_csv, missing):
             speed = cpu_speed(method, x, args.repeats)
             goal = GOALS.get(family)
             verdict = "-" if goal is None else ("ok" if speed >= goal else "BELOW GOAL")
@@ -122,6 +129,9 @@ def main(argv=None):
             print(f"{name:28s} {speed:8.0f}x real time   goal {goal or '-'}   {verdict}")
     failed = [name for name, _, _, verdict in rows if verdict == "BELOW GOAL"]
     print(f"{len(rows)} methods, {len(failed)} below goal{': ' + ', '.join(failed) if failed else ''}")
+    if missing:
+        lacking = "; ".join(f"{name} ({', '.join(what)})" for name, what in missing.items())
+        print(f"not run, the FFmpeg build of PyAV {av.__version__} lacks: {lacking}")
 
 
 if __name__ == "__main__":

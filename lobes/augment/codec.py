@@ -8,6 +8,11 @@ there and back (``scipy.signal.resample_poly``, zero-phase). The output is
 aligned to the input by the codec's delay, measured once per codec and
 bitrate on a probe signal when the augmenter is built, and cut or padded to
 the input's length.
+
+Which encoders a PyAV wheel's FFmpeg carries changes between releases (one
+release dropped ``libopencore_amrnb``), so the codecs a list names are looked
+up in the installed build first (``missing_codecs``) and a missing one is
+refused by name, with the PyAV version and what to do.
 """
 
 import logging
@@ -20,6 +25,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 logger = logging.getLogger(__name__)
+LOCK = "requirements/lock.txt"  # the versions the test suite passed on
 MAX_DELAY = 4096  # samples searched for the codec delay, at the input rate
 CHUNK = 4096  # samples per frame for codecs without a fixed frame size
 BITRATE_TOLERANCE = 0.25  # measured vs requested, beyond which a bitrate is refused
@@ -55,6 +61,57 @@ CODECS = {
     "adpcm_g726": CodecSpec("adpcm_g726", "g726", 8000, "s16", (16000, 24000, 32000, 40000)),
     "ac3": CodecSpec("ac3", "ac3", 32000, "fltp"),
 }
+
+
+def missing_codecs(names):
+    """The FFmpeg encoders and decoders that the installed PyAV build lacks.
+
+    Returns ``{codec: [what is missing, ...]}`` for the codecs of ``names``
+    (keys of ``CODECS``) that cannot be both encoded and decoded; empty when
+    every one can.
+
+    Example
+    -------
+    >>> missing_codecs(["pcm_mulaw", "pcm_alaw"])
+    {}
+    """
+    missing = {}
+    for name in names:
+        spec = CODECS[name]
+        lacks = [
+            f"{role} {codec_name}"
+            for role, codec_name, mode in (("encoder", spec.encoder, "w"), ("decoder", spec.decoder, "r"))
+            if not _has_codec(codec_name, mode)
+        ]
+        if lacks:
+            missing[name] = lacks
+    return missing
+
+
+def _has_codec(codec_name, mode):
+    try:
+        av.Codec(codec_name, mode)
+    except av.codec.codec.UnknownCodecError:
+        return False
+    return True
+
+
+def check_codecs_available(names, option="codec.codecs"):
+    """Raises, naming each codec of ``names`` that the installed FFmpeg build
+    cannot run, the PyAV version and what to do.
+
+    Example
+    -------
+    >>> check_codecs_available(["pcm_mulaw", "g722"])
+    """
+    missing = missing_codecs(names)
+    if missing:
+        lacking = "; ".join(f"{name} (no {' and no '.join(lacks)})" for name, lacks in missing.items())
+        raise ValueError(
+            f"{option}: the FFmpeg build of the installed PyAV {av.__version__} cannot run {lacking}. "
+            f"Drop {', '.join(missing)} from {option}, or install the locked versions "
+            f"(pip install --no-deps -r {LOCK})"
+        )
 
 
 def _resample(x, rate_in, rate_out):
@@ -217,12 +274,14 @@ class CodecRoundTrip:
     def __init__(self, codecs, sample_rate=16000, option="codec.codecs"):
         if not isinstance(codecs, dict) or not codecs:
             raise ValueError(f"{option} must map codec names to lists of bitrates, got {codecs!r}")
+        unknown = [codec for codec in codecs if codec not in CODECS]
+        if unknown:
+            raise ValueError(f"{option}: unknown codec {unknown[0]!r}; known: {', '.join(sorted(CODECS))}")
+        check_codecs_available(codecs, option)
         self.sample_rate = sample_rate
         self.choices = []
         self.delays = {}
         for codec, bitrates in codecs.items():
-            if codec not in CODECS:
-                raise ValueError(f"{option}: unknown codec {codec!r}; known: {', '.join(sorted(CODECS))}")
             if bitrates is None:
                 bitrates = list(CODECS[codec].bitrates or ())
             if isinstance(bitrates, int):

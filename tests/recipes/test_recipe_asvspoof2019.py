@@ -1,11 +1,15 @@
 """End-to-end smoke tests of the ASVspoof 2019 recipe with a tiny local SSL."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from conftest import LA_COUNTS, assert_calibrated, smoke_overrides
+from codec_support import require_codecs
+from conftest import LA_COUNTS, REPO, assert_calibrated, smoke_overrides
 from lobes.evaluation.scores import read_scores
 
 
@@ -83,6 +87,7 @@ def test_ssl_aasist_setting_with_augmentation(la_data, tiny_ssl, tmp_path, run_r
     """aasist_rawboost.yaml (RawBoost mode 5 on train and dev) plus codec
     round trips on half the utterances, with a tiny fine-tuned SSL; recipe
     and SpeechBrain options (--device, --precision) side by side."""
+    require_codecs(*recipe_codecs())
     output = tmp_path / "run"
     log = run_recipe(
         "ASVspoof2019", "aasist_rawboost.yaml", tmp_path,
@@ -98,3 +103,45 @@ def test_ssl_aasist_setting_with_augmentation(la_data, tiny_ssl, tmp_path, run_r
     (checkpoint,) = (output / "save").glob("CKPT*")
     state = torch.load(checkpoint / "ssl.ckpt", weights_only=True)
     assert any(key.startswith("encoder.model.encoder.layers.1.") for key in state)
+
+
+def recipe_codecs():
+    """The codecs of the ASVspoof2019 recipe's default ``augment.codec.codecs``."""
+    from lobes.training.options import plain_hparams
+
+    hparams = plain_hparams(os.path.join(REPO, "recipes", "ASVspoof2019", "hparams", "aasist_rawboost.yaml"), "data_folder: unused")
+    return list(hparams["augment"]["codec"]["codecs"])
+
+
+def test_a_codec_the_build_lacks_stops_start_up_by_name(tmp_path):
+    """A codec the installed FFmpeg cannot run (a made-up one, registered in
+    the process before the recipe starts) stops the recipe at start-up with
+    one line naming it, the PyAV version and the fix: no traceback, and
+    before the data, the SSL or the output folder are touched (none exists)."""
+    recipe = os.path.join(REPO, "recipes", "ASVspoof2019")
+    argv = [
+        "train.py", os.path.join(recipe, "hparams", "ffn.yaml"), f"--data_folder={tmp_path / 'no_data'}",
+        f"--ssl_source={tmp_path / 'no_ssl'}", f"--output_folder={tmp_path / 'run'}",
+        "--augment={codec: {p: 1.0, codecs: {pcm_mulaw: [64000], madeup: [64000]}}}",
+    ]
+    script = (
+        "import runpy, sys\n"
+        "import lobes.augment.codec as codec\n"
+        "codec.CODECS['madeup'] = codec.CodecSpec('libmadeup_enc', 'madeup_dec', 16000, 's16')\n"
+        f"sys.argv = {argv!r}\n"
+        f"runpy.run_path({os.path.join(recipe, 'train.py')!r}, run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    import av
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    # The override merges into the recipe's list: a build lacking one of
+    # those names it in the same line.
+    assert last.startswith(f"error: augment.codec.codecs: the FFmpeg build of the installed PyAV {av.__version__} cannot run ")
+    assert "madeup (no encoder libmadeup_enc and no decoder madeup_dec)" in last
+    assert last.endswith(
+        "from augment.codec.codecs, or install the locked versions (pip install --no-deps -r requirements/lock.txt)"
+    )
+    assert not (tmp_path / "run").exists()

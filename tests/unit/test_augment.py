@@ -5,6 +5,7 @@ import glob
 import os
 import re
 
+import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -12,7 +13,8 @@ import torch
 import yaml
 
 from lobes.augment import build_augmenter
-from lobes.augment.codec import CODECS, CodecRoundTrip, best_lag
+from codec_support import require_codecs, runnable
+from lobes.augment.codec import CODECS, CodecRoundTrip, CodecSpec, best_lag, missing_codecs
 from lobes.augment.lists import musan_list, rirs_list
 from lobes.augment.noise import NoiseFromList, ReverbFromList, check_audio_list
 from lobes.augment.rawboost import (
@@ -164,7 +166,9 @@ NARROWBAND = ("pcm_mulaw", "pcm_alaw", "amr_nb", "adpcm_g726")
 
 @pytest.fixture(scope="module")
 def codec():
-    return CodecRoundTrip(ONE_BITRATE_EACH, SR)
+    """Every codec the installed build runs (a test needing a missing one is
+    skipped by name, see ``require_codecs``)."""
+    return CodecRoundTrip(runnable(ONE_BITRATE_EACH), SR)
 
 
 def test_every_codec_is_covered():
@@ -173,6 +177,7 @@ def test_every_codec_is_covered():
 
 @pytest.mark.parametrize("name", sorted(ONE_BITRATE_EACH))
 def test_codec_round_trip_is_aligned_and_as_long(codec, name):
+    require_codecs(name)
     bitrate = ONE_BITRATE_EACH[name][0]
     x = speech_like(12345, seed=5)  # not a whole number of codec frames
     y = codec.round_trip(x, name, bitrate)
@@ -182,6 +187,7 @@ def test_codec_round_trip_is_aligned_and_as_long(codec, name):
 
 
 def test_low_bitrate_mp3_and_narrowband_codecs_remove_high_frequencies(codec):
+    require_codecs("mp3", "g722", *NARROWBAND)
     x = np.random.default_rng(3).standard_normal(2 * SR) * 0.1
     above = lambda y, f0: band_power(y, f0, SR / 2) / band_power(y, 0, SR / 2)  # noqa: E731
     assert above(codec.round_trip(x, "mp3", 16000), 5500) < 0.01 * above(x, 5500)
@@ -209,6 +215,7 @@ def test_codec_draws_from_the_list():
     ({}, r"codec.codecs must map codec names"),
 ])
 def test_codec_bad_options(codecs, match):
+    require_codecs(*(name for name in codecs if name in CODECS))
     with pytest.raises(ValueError, match=match):
         CodecRoundTrip(codecs, SR)
 
@@ -319,9 +326,25 @@ def test_every_recipe_has_the_augment_block(path):
 
 def test_recipe_block_codec_list_builds():
     block = recipe_block(RECIPE_YAMLS[0])
+    require_codecs(*block["codec"]["codecs"])
     block["codec"]["p"] = 1.0
     augmenter = build_augmenter(block)
     assert [name for name, _, _ in augmenter.methods] == ["codec"]
+
+
+def test_a_codec_the_build_lacks_is_named_with_the_pyav_version_and_the_fix(monkeypatch):
+    monkeypatch.setitem(CODECS, "madeup", CodecSpec("libmadeup_enc", "madeup_dec", 16000, "s16"))
+    with pytest.raises(ValueError) as err:
+        build_augmenter({"codec": {"p": 1.0, "codecs": {"pcm_mulaw": [64000], "madeup": [64000]}}})
+    assert str(err.value) == (
+        f"augment.codec.codecs: the FFmpeg build of the installed PyAV {av.__version__} cannot run "
+        "madeup (no encoder libmadeup_enc and no decoder madeup_dec). Drop madeup from "
+        "augment.codec.codecs, or install the locked versions (pip install --no-deps -r requirements/lock.txt)"
+    )
+    assert missing_codecs(["pcm_mulaw", "madeup"]) == {"madeup": ["encoder libmadeup_enc", "decoder madeup_dec"]}
+    # A decoder-only name as the encoder: found missing, not crashed on.
+    monkeypatch.setitem(CODECS, "half", CodecSpec("amrnb", "pcm_mulaw", 8000, "s16"))
+    assert missing_codecs(["half"]) == {"half": ["encoder amrnb"]}
 
 
 @pytest.mark.parametrize("config,match", [
