@@ -167,10 +167,12 @@ def trained(tmp_path_factory, tiny_ssl):
     return output, la_data
 
 
-def _run_recipe(dataset, hparams, cwd, *overrides, script="train.py", timeout=600):
+def _run_recipe(dataset, hparams, cwd, *overrides, script="train.py", timeout=600, env=None):
     """Runs ``recipes/<dataset>/<script> <hparams> <overrides>``; returns its output.
 
-    Fails the test with the recipe's output when it exits non-zero.
+    ``hparams`` may be a path of a YAML of one's own; ``env`` adds variables
+    (e.g. a ``PYTHONPATH`` to the user's modules that YAML names). Fails the
+    test with the recipe's output when it exits non-zero.
     """
     recipe = os.path.join(REPO, "recipes", dataset)
     command = [
@@ -180,7 +182,8 @@ def _run_recipe(dataset, hparams, cwd, *overrides, script="train.py", timeout=60
         *overrides,
     ]
     result = subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
     )
     if result.returncode != 0:
         pytest.fail(

@@ -1,7 +1,8 @@
 """The ``sb.Brain`` shared by every recipe.
 
 A recipe's ``train.py`` subclasses ``SpoofBrain`` only to add dataset-specific
-metrics (``test_metrics``). Expected hparams: ``class_weights``,
+metrics (``test_metrics``). Expected hparams: ``compute_cost`` (the loss,
+``lobes.models.losses``),
 ``selection_metric`` (``"EER"`` or ``"loss"``, on dev), ``output_folder``,
 ``train_logger``, ``checkpointer``, ``epoch_counter``; modules ``ssl``
 (a ``LayerwiseSSL``) and ``head``.
@@ -12,7 +13,6 @@ import time
 
 import speechbrain as sb
 import torch
-import torch.nn.functional as F
 from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast
 
 from lobes.evaluation.bootstrap import DEFAULT_REPLICATES, record_intervals, trial_speakers
@@ -237,13 +237,13 @@ class SpoofBrain(sb.Brain):
             check_parameters(self.modules, batch.id, self.hparams.epoch_counter.current)
 
     def compute_objectives(self, predictions, batch, stage):
-        """Weighted cross-entropy summed over branches (their parameters are
-        disjoint, so each branch trains as if alone); collects scores."""
+        """The YAML's ``compute_cost(logits, labels)`` summed over branches
+        (their parameters are disjoint, so each branch trains as if alone);
+        collects scores."""
         labels = batch.label_index.to(self.device)
-        weights = torch.tensor(self.hparams.class_weights, device=self.device, dtype=torch.float)
         total = 0.0
         for name, logits in predictions.items():
-            loss = F.cross_entropy(logits.float(), labels, weight=weights)
+            loss = self.hparams.compute_cost(logits, labels)
             total = total + loss
             if stage != sb.Stage.TRAIN:
                 self.states[name].record(batch, logits[:, 1], loss)

@@ -24,7 +24,6 @@ import sys
 import numpy as np
 import speechbrain as sb
 import torch
-import torch.nn.functional as F
 from speechbrain.utils.distributed import run_on_main
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -75,9 +74,10 @@ class PartialSpoofBrain(SpoofBrain):
 class SegmentBrain(PartialSpoofBrain):
     """Localisation: a frame-level head trained on the 20 ms segment labels.
 
-    Loss = weighted frame cross-entropy (``segment_class_weights``) plus
-    ``utterance_loss_weight`` times the weighted utterance cross-entropy on
-    the frame scores pooled over the utterance (``utterance_pooling``). The
+    Loss = the YAML's ``frame_cost`` over the frames (weighted cross-entropy,
+    ``segment_class_weights``) plus ``utterance_loss_weight`` times its
+    ``compute_cost`` on the frame scores pooled over the utterance
+    (``utterance_pooling``). The
     utterance score (score files, utterance EER, checkpoint selection) is that
     pooled frame score. At test time frame scores are pooled to every label
     resolution for the segment EERs and segment score files.
@@ -103,10 +103,7 @@ class SegmentBrain(PartialSpoofBrain):
         n_frames = frame_logits.shape[1]
         real_frames = torch.round(feat_lens * n_frames).long().clamp(1, n_frames)
         utt_logits = utterance_logits(frame_logits, feat_lens, self.hparams.utterance_pooling)
-        utt_weights = torch.tensor(self.hparams.class_weights, device=self.device, dtype=torch.float)
-        utt_loss = F.cross_entropy(
-            utt_logits.float(), batch.label_index.to(self.device), weight=utt_weights
-        )
+        utt_loss = self.hparams.compute_cost(utt_logits, batch.label_index.to(self.device))
         loss = self._frame_loss(frame_logits, real_frames, batch)
         loss = loss + self.hparams.utterance_loss_weight * utt_loss
         if stage != sb.Stage.TRAIN:
@@ -122,10 +119,7 @@ class SegmentBrain(PartialSpoofBrain):
         width = min(frame_logits.shape[1], labels.shape[1])
         usable = torch.minimum(real_frames, n_labels)
         valid = torch.arange(width, device=self.device)[None, :] < usable[:, None]
-        weights = torch.tensor(self.hparams.segment_class_weights, device=self.device, dtype=torch.float)
-        return F.cross_entropy(
-            frame_logits[:, :width][valid].float(), labels[:, :width][valid], weight=weights
-        )
+        return self.hparams.frame_cost(frame_logits[:, :width][valid], labels[:, :width][valid])
 
     def _collect(self, batch, utt_scores, scores, real_frames, loss):
         # SpoofBrain's collection (branch None: a single depth) feeds its dev
