@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from speed import ARCHITECTURES, full_size_config  # noqa: E402
 
-from lobes.models.branches import HEAD_CLASSES  # noqa: E402
+from lobes.models.heads import HEADS  # noqa: E402
 from lobes.models.layer_sum import WeightedLayerSum  # noqa: E402
 from lobes.inference.release import (  # noqa: E402
     DTYPES,
@@ -48,7 +48,7 @@ def measure(model_type, size, depth, head_type, dtype, folder):
     encoder, full_depth = encoder_at_depth(model_type, size, depth)
     n_layers = encoder.config.num_hidden_layers
     fusion = WeightedLayerSum(n_layers)
-    head = HEAD_CLASSES[head_type](encoder.config.hidden_size)
+    head = HEADS[head_type](encoder.config.hidden_size)
     encoder_file = write_encoder(encoder, os.path.join(folder, "encoder"), DTYPES[dtype])
     head_file = write_fusion_head(fusion, head, os.path.join(folder, "fusion_head.safetensors"))
     row = {
@@ -68,7 +68,7 @@ def main(argv=None):
     parser.add_argument("--sizes", nargs="+", default=["base", "large"], choices=["base", "large"])
     parser.add_argument("--depths", nargs="+", type=int, default=[4],
                         help="depths besides the full one (always measured)")
-    parser.add_argument("--heads", nargs="+", default=["ffn", "aasist"], choices=sorted(HEAD_CLASSES))
+    parser.add_argument("--heads", nargs="+", default=["ffn", "aasist"], choices=["ffn", "aasist"])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float16"], choices=sorted(DTYPES))
     args = parser.parse_args(argv)
     rows = []

@@ -110,13 +110,14 @@ def plan_branched_runs(recipe, hparams_files, ssl_sources, depths, seeds, root):
     >>> run.result_files()[1]
     'out/HABLA/wavlm/ffn/N2/seed42/results.json'
     """
-    from lobes.models.branches import HEAD_CLASSES, plan_branches
+    from lobes.models.branches import plan_branches
+    from lobes.models.heads import HEADS
 
     heads = tuple(os.path.splitext(os.path.basename(h))[0] for h in hparams_files)
-    unknown = [h for h in heads if h not in HEAD_CLASSES]
+    unknown = [h for h in heads if h not in HEADS]
     if unknown:
         raise ValueError(f"--branched trains the heads named by --hparams; {unknown} "
-                         f"is not one of {sorted(HEAD_CLASSES)}")
+                         f"is not one of {sorted(HEADS)}")
     plan_branches(list(depths), heads[0], seeds[0], heads=list(heads), init_seeds=list(seeds))  # checks the lists
     return [
         Run(recipe, hparams_files[0], ssl, tuple(sorted(depths)), seeds[0],

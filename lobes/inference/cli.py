@@ -29,7 +29,7 @@ header).
 
 Audio is decoded in ``--num-workers`` DataLoader workers while the model
 scores, with a progress bar on stderr. ``--precision`` and ``--backend``
-choose a faster encoder (see the README's speed section).
+choose a faster encoder (see docs/speed.md).
 
 Under torchrun every rank scores its shard of the files and rank 0 writes
 the one merged output, each file exactly once, in the same order as a

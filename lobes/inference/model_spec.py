@@ -11,14 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from lobes.models.branches import HEAD_CLASSES, build_head
-from lobes.models.heads.frame import UtteranceFrameHead
+from lobes.models.heads.registry import build_head, resolve_head, scoring_head_class
 from lobes.models.ssl import LayerwiseSSL
-
-# Heads a detector can load: the utterance heads, and PartialSpoof's frame
-# head (segment.yaml, ``head_type: frame``) pooled to utterance scores as its
-# recipe pools them (``UtteranceFrameHead``, option ``pooling``).
-DETECTOR_HEADS = {**HEAD_CLASSES, "frame": UtteranceFrameHead}
 
 
 @dataclass
@@ -33,7 +27,10 @@ class ModelSpec:
     n_layers : int
         Transformer layers kept and fused.
     head_type : str
-        A name of ``DETECTOR_HEADS`` (``ffn``, ``aasist`` or ``frame``).
+        The head's recorded name (``lobes.models.heads.registry``): ``ffn``,
+        ``aasist``, ``frame`` (PartialSpoof's frame head, whose frame scores
+        are pooled to the utterance score as its recipe pools them, option
+        ``pooling``) or the name of a class of the user's own.
     head_options : dict
         Keyword arguments of the head class.
     own_head_type : str
@@ -64,22 +61,23 @@ class ModelSpec:
                 "selection_metric": self.selection_metric}
 
 
-def check_head_type(head_type, where):
-    """Refuses a head this package cannot build, naming where it was read."""
-    if head_type not in DETECTOR_HEADS:
-        raise ValueError(
-            f"{where}: head {head_type!r} cannot be loaded as a detector "
-            f"(known heads: {', '.join(sorted(DETECTOR_HEADS))})"
-        )
-    return head_type
+def head_class_for(head_type, head_classes=(), where="the model folder"):
+    """The class that scores with the head recorded as ``head_type``:
+    ``HEADS``' or one of the caller's ``head_classes``, a frame head pooled
+    to utterance scores."""
+    return scoring_head_class(resolve_head(head_type, head_classes, where))
 
 
-def build_modules(spec):
-    """``{"ssl": LayerwiseSSL, "head": head}`` built in code from ``spec``.
+def build_modules(spec, head_classes=(), where="the model folder"):
+    """``{"ssl": LayerwiseSSL, "head": head}`` built in code from ``spec``;
+    ``head_classes``: head classes of the user's own that ``spec`` may name.
 
     The head is initialised randomly before its weights are loaded; torch's
     global RNG is left as the caller had it.
     """
+    head_class = head_class_for(spec.head_type, head_classes, where)
+    own = spec.own_head_type or spec.head_type
+    own_class = head_class if own == spec.head_type else head_class_for(own, head_classes, where)
     with torch.random.fork_rng(devices=[]):
         ssl = LayerwiseSSL(
             spec.ssl_source,
@@ -90,6 +88,5 @@ def build_modules(spec):
             normalize_waveform=spec.normalize_waveform,
             use_attention_mask=spec.use_attention_mask,
         )
-        own = spec.own_head_type or spec.head_type
-        head = build_head(spec.head_type, ssl.output_size, own, DETECTOR_HEADS[own], dict(spec.head_options))
+        head = build_head(head_class, ssl.output_size, dict(spec.head_options), own_class=own_class)
     return {"ssl": ssl, "head": head}

@@ -38,7 +38,7 @@ from lobes.models.layer_sum import WeightedLayerSum
 from lobes.utils.files import atomic_write_text
 from lobes.inference.hub import resolve_release_source
 from lobes.inference.model_card import model_card, score_name
-from lobes.inference.model_spec import DETECTOR_HEADS, ModelSpec, build_modules, check_head_type
+from lobes.inference.model_spec import ModelSpec, build_modules, head_class_for
 from lobes.evaluation.calibration import read_calibration
 from lobes.models.ssl import SSL_CLASSES, SUPPORTED_MODEL_TYPES
 
@@ -166,8 +166,13 @@ def full_encoder_parameters(encoder_config, full_depth):
 
 
 def release_config(detector, dtype_name):
-    """The plain ``config.json`` of a release of ``detector`` (a run-folder detector)."""
+    """The plain ``config.json`` of a release of ``detector`` (a run-folder detector).
+
+    ``head.class`` records where the head's class lives, for the reader: a
+    release of a head of the user's own loads only with that class passed
+    in code (``head_classes``), never by importing what the config names."""
     spec, ssl = detector.model_spec, detector.mods.ssl
+    head_class = type(detector.mods.head)
     encoder = ssl.encoder
     return {
         "format": FORMAT,
@@ -183,7 +188,8 @@ def release_config(detector, dtype_name):
         "normalize_waveform": encoder.normalize_waveform,
         "use_attention_mask": encoder.use_attention_mask,
         "fusion": {"n_layers": ssl.fusion.n_layers, "norm": ssl.fusion.norm_type},
-        "head": {"type": spec.head_type, "options": _head_options(spec)},
+        "head": {"type": spec.head_type, "options": _head_options(spec, head_class),
+                 "class": f"{head_class.__module__}.{head_class.__qualname__}"},
         "sample_rate": SAMPLE_RATE,
         "crop": {"max_samples": spec.max_samples, "eval_crop": spec.eval_crop},
         "dtype": dtype_name,
@@ -198,13 +204,13 @@ def release_config(detector, dtype_name):
     }
 
 
-def _head_options(spec):
+def _head_options(spec, head_class):
     """The head's options as its class receives them (``build_head``'s rule)."""
     import inspect
 
     if spec.own_head_type in (None, spec.head_type):
         return dict(spec.head_options)
-    accepted = inspect.signature(DETECTOR_HEADS[spec.head_type]).parameters
+    accepted = inspect.signature(head_class).parameters
     return {k: v for k, v in spec.head_options.items() if k in accepted}
 
 
@@ -218,8 +224,10 @@ def _read_json(path, what):
         raise ReleaseError(f"{path} is not valid JSON ({what}): {err}") from err
 
 
-def write_release(run_folder, out, dtype="float32", force=False, ssl_source=None):
+def write_release(run_folder, out, dtype="float32", force=False, ssl_source=None, head_classes=()):
     """Writes the release of ``run_folder`` to ``out``; returns a summary dict.
+
+    ``head_classes``: head classes of the user's own that the run trained.
 
     The release is written to a temporary folder beside ``out``, loaded back
     from there to compute its golden scores (so they are the scores of the
@@ -231,7 +239,9 @@ def write_release(run_folder, out, dtype="float32", force=False, ssl_source=None
         raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     out = os.path.normpath(str(out))
     _refuse_non_empty(out, force)
-    detector = SpoofDetector.from_output_folder(run_folder, ssl_source=ssl_source, run_opts={"device": "cpu"})
+    detector = SpoofDetector.from_output_folder(
+        run_folder, ssl_source=ssl_source, run_opts={"device": "cpu"}, head_classes=head_classes
+    )
     if detector.calibration is None:
         raise FileNotFoundError(
             f"{os.path.join(str(run_folder), CALIBRATION_FILE)} is missing: a release carries the "
@@ -255,7 +265,7 @@ def write_release(run_folder, out, dtype="float32", force=False, ssl_source=None
         clips = [dict(name=n, kind=k, seconds=s, seed=seed) for n, k, s, seed in GOLDEN_CLIPS]
         waveforms = _golden_waveforms(clips)
         run_scores = [r.score for r in detector.score_waveforms(waveforms)]
-        released = load_release(SpoofDetector, staging, check_golden=False)
+        released = load_release(SpoofDetector, staging, check_golden=False, head_classes=head_classes)
         scores = [r.score for r in released.score_waveforms(waveforms)]
         _write_json(os.path.join(staging, GOLDEN_FILE), {
             "tolerance": GOLDEN_TOLERANCE,
@@ -356,7 +366,7 @@ def _shapes(module):
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
-def check_release(folder):
+def check_release(folder, head_classes=()):
     """Reads and checks every file of a release folder; returns its config.
 
     Everything a load needs is checked here, before any audio is read: the
@@ -376,14 +386,18 @@ def check_release(folder):
         )
     try:
         model_type, n_layers = config["model_type"], int(config["n_layers"])
-        head_type = check_head_type(config["head"]["type"], config_path)
         head_options = dict(config["head"].get("options") or {})
+        head_type = config["head"]["type"]
         fusion_layers, fusion_norm = int(config["fusion"]["n_layers"]), config["fusion"]["norm"]
         hidden_size = int(config["hidden_size"])
     except (KeyError, TypeError, ValueError) as err:
         raise ReleaseError(f"{config_path} lacks a field or has a bad value: {err!r}") from err
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ReleaseError(f"{config_path}: model_type {model_type!r} is not one of {SUPPORTED_MODEL_TYPES}")
+    try:
+        head_class = head_class_for(head_type, head_classes, config_path)
+    except ValueError as err:
+        raise ReleaseError(str(err)) from None
 
     encoder_path = os.path.join(folder, ENCODER_CONFIG)
     encoder_config = _read_json(encoder_path, "the encoder config")
@@ -402,7 +416,7 @@ def check_release(folder):
         with torch.device("meta"):  # shapes only: no memory, no initialisation
             expected_encoder = _shapes(model_class(hf_config))
             fusion = WeightedLayerSum(fusion_layers, norm=fusion_norm)
-            head = DETECTOR_HEADS[head_type](hidden_size, **head_options)
+            head = head_class(hidden_size, **head_options)
     except (TypeError, ValueError) as err:
         raise ReleaseError(f"{config_path} or {encoder_path} does not describe a model: {err}") from err
     _check_weights(os.path.join(folder, ENCODER_WEIGHTS), expected_encoder)
@@ -436,7 +450,7 @@ def release_spec(folder, config):
 
 
 def load_release(detector_class, source, run_opts=None, revision=None, cache_dir=None, prior=None,
-                 check_golden=True, **detector_kwargs):
+                 check_golden=True, head_classes=(), **detector_kwargs):
     """A ``detector_class`` (``SpoofDetector``) for a release folder or hub id.
 
     Arguments
@@ -452,17 +466,20 @@ def load_release(detector_class, source, run_opts=None, revision=None, cache_dir
         ASVspoof 5 cost model's effective prior when None).
     check_golden : bool
         Also require ``golden.json`` (absent only while a release is written).
+    head_classes : list of classes, optional
+        Head classes of the user's own that the release may use (its config
+        names the class, which is never imported).
     **detector_kwargs
         ``window``, ``hop``, ``aggregation``, ``batch_size``, ``precision``,
         ``backend``, ``num_workers``.
     """
     folder = resolve_release_source(source, revision=revision, cache_dir=cache_dir,
                                     patterns=RELEASE_FILES)
-    config = check_release(folder)
+    config = check_release(folder, head_classes)
     if check_golden:
         _read_json(os.path.join(folder, GOLDEN_FILE), "the golden scores")
     spec = release_spec(folder, config)
-    modules = build_modules(spec)
+    modules = build_modules(spec, head_classes, os.path.join(folder, CONFIG_FILE))
     modules["ssl"].float()  # an fp16 release is computed in fp32 unless precision says otherwise
     state = load_file(os.path.join(folder, FUSION_HEAD_WEIGHTS))
     for name, module in (("fusion", modules["ssl"].fusion), ("head", modules["head"])):

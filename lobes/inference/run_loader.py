@@ -9,10 +9,11 @@ loaded into them. The result scores exactly as the recipe scored.
 import os
 import re
 
-from lobes.models.branches import plan_branches
 from lobes.evaluation.calibration import read_calibration
-from lobes.inference.model_spec import ModelSpec, build_modules, check_head_type
+from lobes.inference.model_spec import ModelSpec, build_modules
 from lobes.inference.plain_yaml import IgnoredTag, read_plain_yaml
+from lobes.models.branches import plan_branches
+from lobes.models.heads.registry import name_from_class_path
 from lobes.utils.run_folder import HPARAMS_FILE, SAVE_DIR
 
 # ``LayerwiseSSL`` keyword arguments a recipe may set on its ``ssl:`` entry.
@@ -59,6 +60,22 @@ def _tag_arguments(values, key):
     return {}
 
 
+def recorded_head_name(values, hparams_file):
+    """The name of the head a run's ``hyperparams.yaml`` builds: the class its
+    ``head_class`` (or ``head:`` entry) names, read as text and never
+    imported; ``head_type`` in folders that recorded one."""
+    head_type = _plain(values.get("head_type"))
+    if head_type is not None:
+        return head_type
+    head = values.get("head")
+    nested = head.value.get("head_class") if isinstance(head, IgnoredTag) and isinstance(head.value, dict) else None
+    for node in (values.get("head_class"), head, nested):
+        tag = node.tag if isinstance(node, IgnoredTag) else ""
+        if tag.startswith(("!name:", "!new:")):
+            return name_from_class_path(tag.split(":", 1)[1])
+    raise ValueError(f"{hparams_file} names no head class (head_class: !name:... or head: !new:...)")
+
+
 def run_spec(values, hparams_file, branch=None, ssl_source=None):
     """The ``ModelSpec`` of a run (or of one of its branches) from the plain
     values of its ``hyperparams.yaml``."""
@@ -68,10 +85,9 @@ def run_spec(values, hparams_file, branch=None, ssl_source=None):
             raise ValueError(f"{hparams_file} has no plain value for {key!r}")
         return value
 
-    n_layers, head_type = need("n_layers"), need("head_type")
-    own_head = check_head_type(head_type, hparams_file)
+    n_layers, own_head = need("n_layers"), recorded_head_name(values, hparams_file)
     # The run's branch plan, as its Brain had it; a single run's one branch is named None.
-    plan = plan_branches(n_layers, head_type, _plain(values.get("seed")),
+    plan = plan_branches(n_layers, own_head, _plain(values.get("seed")),
                          _plain(values.get("heads")), _plain(values.get("init_seeds")))
     match = [b for b in plan if b.name == branch]
     if not match and branch is None:
@@ -94,7 +110,7 @@ def run_spec(values, hparams_file, branch=None, ssl_source=None):
     return ModelSpec(
         ssl_source=str(ssl_source or ssl_args.get("source") or need("ssl_source")),
         n_layers=int(n_layers),
-        head_type=check_head_type(head_type, hparams_file),
+        head_type=head_type,
         head_options=head_options,
         own_head_type=own_head,
         max_samples=int(_plain(values.get("max_samples")) or 64600),
@@ -105,7 +121,7 @@ def run_spec(values, hparams_file, branch=None, ssl_source=None):
 
 
 def load_run_folder(detector_class, folder, overrides=None, ssl_source=None, run_opts=None,
-                    **detector_kwargs):
+                    head_classes=(), **detector_kwargs):
     """A ``detector_class`` (``SpoofDetector``) for a run or branch folder.
 
     Arguments
@@ -119,6 +135,9 @@ def load_run_folder(detector_class, folder, overrides=None, ssl_source=None, run
         Load the SSL from here instead of the recorded source.
     run_opts : dict, optional
         SpeechBrain run options (``device``).
+    head_classes : list of classes, optional
+        Head classes of the user's own that the run may have trained (a
+        model folder never imports the class it names).
     **detector_kwargs
         ``window``, ``hop``, ``aggregation``, ``batch_size``, ``precision``,
         ``backend``, ``num_workers``.
@@ -130,7 +149,7 @@ def load_run_folder(detector_class, folder, overrides=None, ssl_source=None, run
     values = read_plain_yaml(hparams_file)
     values.update(overrides or {})
     spec = run_spec(values, hparams_file, branch, ssl_source)
-    modules = build_modules(spec)
+    modules = build_modules(spec, head_classes, hparams_file)
     stored = modules if branch is None else {"fusion": modules["ssl"].fusion, "head": modules["head"]}
     selected = load_checkpoint(stored, os.path.join(folder, SAVE_DIR), spec.selection_metric)
     detector = detector_class(modules, spec.detector_hparams(), run_opts=run_opts, **detector_kwargs)

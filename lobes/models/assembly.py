@@ -11,7 +11,8 @@ branch (``head_per_depth``), and the single-branch view a detector loads
 import torch  # noqa: F401  (doctests use it)
 import torch.nn as nn
 
-from lobes.models.branches import Branch, BranchModel, build_head, is_single_run, plan_branches, seeded
+from lobes.models.branches import Branch, BranchModel, is_single_run, plan_branches, seeded
+from lobes.models.heads.registry import build_head, head_name, resolve_head
 from lobes.models.layer_sum import WeightedLayerSum
 from lobes.models.ssl import LayerwiseSSL
 
@@ -155,24 +156,26 @@ def checked_plan(ssl, branches=None):
     return branches
 
 
-def head_per_depth(ssl, head_class, head_type=None, branches=None, **kwargs):
+def head_per_depth(ssl, head_class, branches=None, **kwargs):
     """One head for a single run; ``BranchHeads``, one head per branch of the
     plan, for a multi-depth or branched run.
 
     ``branches``: the YAML's plan (``lobes.models.branches.plan_branches``),
-    the one the encoder was built from; None reads it back from the encoder
-    (YAMLs written before the plan was passed here); see ``checked_plan``.
-    ``head_class(ssl.output_size, **kwargs)`` for branches of the YAML's own
-    head (``head_type``); another head of a branched run is built from
-    ``lobes.models.branches.HEAD_CLASSES`` with the ``kwargs`` it accepts. Each
-    branch's head is built with torch seeded by the branch's seed.
+    the one the encoder was built from; None reads it back from the encoder;
+    see ``checked_plan``. ``head_class(ssl.output_size, **kwargs)`` for
+    branches of the YAML's own head; another head of a branched run is the
+    ``lobes.models.heads.HEADS`` class of its name, built with the ``kwargs``
+    it accepts. Each branch's head is built with torch seeded by the
+    branch's seed.
     """
     branches = checked_plan(ssl, branches)
     if is_single_run(branches):
-        return head_class(ssl.output_size, **kwargs)
+        return build_head(head_class, ssl.output_size, kwargs)
+    own = head_name(head_class)
     return BranchHeads({
             b.name: seeded(b.seed, lambda b=b: build_head(
-                b.head, ssl.output_size, head_type or b.head, head_class, kwargs))
+                head_class if b.head in (own, None) else resolve_head(b.head, where="heads"),
+                ssl.output_size, kwargs, own_class=head_class))
             for b in branches
         })
 

@@ -9,21 +9,15 @@ head, initialised from its seed, and its own outputs in
 alone) keeps its ``<output_folder>/N<n>/`` layout.
 """
 
-import inspect
 import json
 import os
 from dataclasses import dataclass
 
 import torch
 
-from lobes.models.heads import AASISTHead, FFNHead
+from lobes.models.heads.registry import HEADS, gives_frame_logits, head_name
 from lobes.utils.files import atomic_write_text
 from lobes.utils.run_folder import branch_name, depth_name
-
-# Head name (as in ``head_type`` and ``heads``) -> class. A branch whose head
-# is not the YAML's own gets the YAML's options that its class accepts
-# (e.g. ``pooling`` only reaches FFN heads) and its defaults for the rest.
-HEAD_CLASSES = {"ffn": FFNHead, "aasist": AASISTHead}
 
 
 @dataclass(frozen=True)
@@ -56,21 +50,22 @@ def _as_list(option, value, kind):
     return values
 
 
-def plan_branches(n_layers, head_type, seed, heads=None, init_seeds=None):
+def plan_branches(n_layers, head_class, seed, heads=None, init_seeds=None):
     """The branches of a run: one, named None, for a single run.
 
     Arguments
     ---------
     n_layers : int or list of int
         The YAML's ``n_layers``.
-    head_type : str
-        The YAML's own head.
+    head_class : class or str
+        The YAML's own head (``head_class``), or its recorded name
+        (``lobes.models.heads.registry.head_name``).
     seed : int
         The run's seed (the batch order; and the initialisation of a
         single-seed run).
     heads, init_seeds : list, optional
-        The YAML's ``heads`` and ``init_seeds``; ``None``: only
-        ``head_type`` and ``seed``.
+        The YAML's ``heads`` (names of ``HEADS``, or the own head's) and
+        ``init_seeds``; ``None``: only ``head_class`` and ``seed``.
 
     Example
     -------
@@ -83,19 +78,25 @@ def plan_branches(n_layers, head_type, seed, heads=None, init_seeds=None):
     >>> plan_branches(2, "ffn", 1, heads=["lstm"])
     Traceback (most recent call last):
     ...
-    ValueError: heads lists unknown head 'lstm'; known heads: aasist, ffn
+    ValueError: heads lists unknown head 'lstm'; known heads: aasist, ffn (and the YAML's own head_class)
     """
+    own = head_class if isinstance(head_class, str) or head_class is None else head_name(head_class)
     multi_depth = isinstance(n_layers, (list, tuple))
     depths = _as_list("n_layers", n_layers, int)
     if heads is None and init_seeds is None:
         if not multi_depth:
-            return [Branch(head_type, depths[0], None, None)]
+            return [Branch(own, depths[0], None, None)]
         # Depth branches keep the run's seeded random stream (seed None).
-        return [Branch(head_type, d, None, depth_name(d)) for d in sorted(depths)]
-    head_names = _as_list("heads", [head_type] if heads is None else heads, str)
+        return [Branch(own, d, None, depth_name(d)) for d in sorted(depths)]
+    head_names = _as_list("heads", [own] if heads is None else heads, str)
+    # Utterance heads only: a frame head trains alone (PartialSpoof's segment task).
+    utterance_heads = sorted(name for name, cls in HEADS.items() if not gives_frame_logits(cls))
     for head in head_names:
-        if head not in HEAD_CLASSES:
-            raise ValueError(f"heads lists unknown head {head!r}; known heads: {', '.join(sorted(HEAD_CLASSES))}")
+        if head not in utterance_heads and head != own:
+            raise ValueError(
+                f"heads lists unknown head {head!r}; known heads: {', '.join(utterance_heads)} "
+                "(and the YAML's own head_class)"
+            )
     seeds = _as_list("init_seeds", [seed] if init_seeds is None else init_seeds, int)
     return [
         Branch(head, d, s, branch_name(head, d, s))
@@ -114,16 +115,6 @@ def is_single_run(plan):
     (True, False)
     """
     return len(plan) == 1 and plan[0].name is None
-
-
-def build_head(head, input_size, head_type, head_class, options):
-    """A head for a branch: ``head_class(**options)`` for the YAML's own head,
-    else the registry's class with the options it accepts."""
-    if head == head_type:
-        return head_class(input_size, **options)
-    cls = HEAD_CLASSES[head]
-    accepted = inspect.signature(cls).parameters
-    return cls(input_size, **{k: v for k, v in options.items() if k in accepted})
 
 
 def seeded(seed, build):
@@ -161,12 +152,13 @@ def check_branch_folders(output_folder, branches):
     ValueError: ... holds branch folder ffn/N3/seed1, which this run (heads, n_layers, init_seeds) does not train: ...
     """
     expected = {b.name for b in branches}
+    head_folders = set(HEADS) | {b.head for b in branches}
     found = []
     if not os.path.isdir(output_folder):
         return
     for head in sorted(os.listdir(output_folder)):
         head_dir = os.path.join(output_folder, head)
-        if head not in HEAD_CLASSES or not os.path.isdir(head_dir):
+        if head not in head_folders or not os.path.isdir(head_dir):
             continue
         for depth in sorted(os.listdir(head_dir)):
             depth_dir = os.path.join(head_dir, depth)

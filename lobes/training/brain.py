@@ -22,6 +22,7 @@ from lobes.evaluation.scores import write_scores
 from lobes.evaluation.summary import print_summary
 from lobes.models.assembly import branch_model, checked_plan
 from lobes.models.branches import claim_branch_folders
+from lobes.models.heads.registry import head_name
 from lobes.training.branch_state import run_states
 from lobes.training.distributed import (
     all_sum,
@@ -63,7 +64,7 @@ class SpoofBrain(sb.Brain):
     skips). Each branch has its own optimizer, so that gradient clipping is
     per branch, as in a run of its own.
 
-    Under ``torchrun`` (see the README's "Multi-GPU and multi-node"), each
+    Under ``torchrun`` (see docs/distributed.md), each
     rank trains on its shard (SpeechBrain's distributed samplers) and scores
     only its shard of dev and test; the score records are gathered by trial
     id, so every trial is scored once, rank 0 computes the metrics and
@@ -96,10 +97,10 @@ class SpoofBrain(sb.Brain):
         would silently do nothing; refused at start-up."""
         if self.data_parallel_backend:
             raise ValueError("--data_parallel_backend is not supported: start the recipe with torchrun "
-                             "instead (README: Multi-GPU and multi-node)")
+                             "instead (docs/distributed.md)")
         if self.compile or self.jit:
             raise ValueError("--compile and --jit are not supported in training; for fast scoring use "
-                             "python -m lobes.detect --backend compile (README: Scoring your own audio)")
+                             "python -m lobes.detect --backend compile (docs/scoring.md)")
         if type(self).compute_forward is not SpoofBrain.compute_forward:
             raise TypeError(f"{type(self).__name__} overrides compute_forward, which training does not "
                             "call (it runs the encoder once, then each branch): override branch_forward")
@@ -422,7 +423,7 @@ class SpoofBrain(sb.Brain):
         selected = state.best_checkpoint(self.checkpoint_rank).meta
         results = add_test_set(
             folder, name, metrics,
-            config=run_config(self.hparams, self.branches[branch]),
+            config=run_config(self.hparams, self.branches[branch], head_name(type(unwrap(state.model).head))),
             layer_weights=self.branch_layer_weights(branch).tolist(),
             selected_checkpoint={k: v for k, v in selected.items() if k != "unixtime"},
         )

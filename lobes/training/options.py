@@ -22,8 +22,6 @@ from ruamel.yaml import YAML
 CROP_MODES = ("first", "random", "full")
 SELECTION_METRICS = ("EER", "loss")
 N_CLASSES = 2  # logits are [spoof, bonafide]
-# Head class named in a YAML (by its last dotted component) -> head_type.
-HEAD_TYPES = {"FFNHead": "ffn", "AASISTHead": "aasist", "FrameHead": "frame"}
 NONFINITE_AUDIO = ("error", "skip")
 # Options that must be > 0 (sizes, counts, rates and durations).
 POSITIVE = ("max_samples", "batch_size", "lr", "number_of_epochs", "ddp_timeout")
@@ -50,27 +48,6 @@ def plain_hparams(hparams_file, overrides=""):
     with open(hparams_file, encoding="utf-8") as fin:
         resolved = resolve_references(fin, overrides)
     return YAML(typ="rt").load(io.StringIO(resolved.getvalue()))
-
-
-def _tag(node):
-    tag = getattr(node, "tag", None)
-    return getattr(tag, "value", None) if tag is not None else None
-
-
-def yaml_head_type(hparams):
-    """The head_type of the head the YAML builds (``head:`` itself, or the
-    ``head_class`` it is built from), or None when it names no known head."""
-    head = hparams.get("head")
-    candidates = [head]
-    if hasattr(head, "get"):
-        candidates.append(head.get("head_class"))
-    for node in candidates:
-        tag = _tag(node)
-        if tag and ":" in tag:
-            class_name = tag.split(":", 1)[1].rsplit(".", 1)[-1]
-            if class_name in HEAD_TYPES:
-                return HEAD_TYPES[class_name]
-    return None
 
 
 def _number(name, value):
@@ -136,16 +113,9 @@ def check_options(hparams, hparams_file="the YAML"):
             build_augmenter(json.loads(json.dumps(hparams["augment"])))
         except ValueError as err:
             raise OptionError(str(err)) from None
-    built = yaml_head_type(hparams)
-    head_type = hparams.get("head_type")
-    if built is not None and head_type is not None and head_type != built:
-        hint = (
-            f"train {head_type} with its own YAML (hparams/{head_type}.yaml) or as a branch: "
-            f"--heads=[{built}, {head_type}]"
-            if head_type in ("ffn", "aasist")
-            else f"known heads: {', '.join(sorted(set(HEAD_TYPES.values())))}"
-        )
+    if "head_type" in hparams:
         raise OptionError(
-            f"head_type={head_type!r} disagrees with the head {os.path.basename(str(hparams_file))} "
-            f"builds ({built}); allowed here: {built}. {hint[0].upper()}{hint[1:]}"
+            f"head_type={hparams['head_type']!r} is not an option: {os.path.basename(str(hparams_file))} names "
+            "its head once, as head_class (e.g. --head_class=!name:lobes.models.heads.AASISTHead, "
+            "or the recipe's other YAML); a branched run lists head names in heads"
         )

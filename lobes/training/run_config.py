@@ -6,6 +6,7 @@ own depth, head and seed, with the run it came from.
 """
 
 from lobes.models.branches import BRANCH_SEMANTICS
+from lobes.models.heads.registry import head_name
 
 # hparams copied into results.json so every result says how it was made.
 RUN_CONFIG_KEYS = (
@@ -29,7 +30,7 @@ RUN_CONFIG_KEYS = (
 )
 
 
-def run_config(hparams, branch=None):
+def run_config(hparams, branch=None, head_type=None):
     """The ``config`` entry of a result's ``results.json``.
 
     Arguments
@@ -40,22 +41,31 @@ def run_config(hparams, branch=None):
         The branch the result belongs to (a single run's, or None: the YAML's
         own configuration). A branch with a seed belongs to a run of (head,
         depth, seed) branches, one without to a multi-depth run.
+    head_type : str, optional
+        The recorded name of the result's head
+        (``lobes.models.heads.registry.head_name``).
 
     Example
     -------
     >>> from types import SimpleNamespace
-    >>> run_config(SimpleNamespace(n_layers=[2, 4], head_type="ffn", seed=1),
-    ...            SimpleNamespace(depth=4, head="ffn", seed=None, name="N4"))
+    >>> from lobes.models.heads import FFNHead
+    >>> run_config(SimpleNamespace(n_layers=[2, 4], head_class=FFNHead, seed=1),
+    ...            SimpleNamespace(depth=4, head="ffn", seed=None, name="N4"), "ffn")
     {'n_layers': 4, 'head_type': 'ffn', 'seed': 1, 'multi_depth_run': [2, 4]}
     """
-    config = {key: getattr(hparams, key) for key in RUN_CONFIG_KEYS if hasattr(hparams, key)}
+    config = {
+        key: head_type if key == "head_type" else getattr(hparams, key)
+        for key in RUN_CONFIG_KEYS
+        if (head_type is not None if key == "head_type" else hasattr(hparams, key))
+    }
     if branch is None or branch.name is None:  # a single run: its YAML says it all
         return config
     if branch.seed is None:  # one depth of a multi-depth run
         config.update(n_layers=branch.depth, multi_depth_run=hparams.n_layers)
         return config
     config.update(head_type=branch.head, n_layers=branch.depth, seed=branch.seed)
-    if branch.head != getattr(hparams, "head_type", branch.head):
+    own = head_name(hparams.head_class) if hasattr(hparams, "head_class") else branch.head
+    if branch.head != own:
         config.pop("pooling", None)  # the YAML's FFN option; not this head's
     config["branched_run"] = {
         "n_layers": hparams.n_layers,

@@ -75,7 +75,7 @@ def test_each_branch_matches_its_own_single_run(tmp_path, tiny_ssl):
     ({"n_layers": [2, 2], "heads": ["ffn"]}, "n_layers=.* more than once"),
 ])
 def test_bad_branch_lists_are_refused(options, message):
-    args = {"n_layers": 2, "head_type": "ffn", "seed": 1, **options}
+    args = {"n_layers": 2, "head_class": "ffn", "seed": 1, **options}
     with pytest.raises(ValueError, match=message):
         plan_branches(**args)
 

@@ -177,7 +177,8 @@ def test_localisation_smoke(ps_data, tiny_ssl, tmp_path, run_recipe):
     release = tmp_path / "release"
     write_release(output, release)
     config = json.loads((release / "config.json").read_text())
-    assert config["head"] == {"type": "frame", "options": {"kernel_size": 5, "pooling": "min"}}
+    assert config["head"] == {"type": "frame", "options": {"kernel_size": 5, "pooling": "min"},
+                              "class": "lobes.models.heads.frame.UtteranceFrameHead"}
     assert "the utterance score is their minimum" in (release / "README.md").read_text()
     _, failures = verify_release(str(release))
     assert failures == []
