@@ -40,7 +40,8 @@ setup(
         # The tests cover the ONNX backend too.
         # pytest-xdist: the suite runs on two workers (one test file each at a time).
         # packaging: tests/unit/test_lock.py reads the lock and the ranges.
-        "test": ["pytest>=8", "pytest-xdist>=3", "packaging>=23", *ONNX],
+        # ruff: the lint CI runs before the tests (ruff.toml).
+        "test": ["pytest>=8", "pytest-xdist>=3", "packaging>=23", "ruff>=0.15,<1", *ONNX],
     },
     entry_points={"console_scripts": ["lobes-detect = lobes.detect:main",
                                       "lobes-release = lobes.release:main"]},

@@ -88,7 +88,8 @@ def main():
 
     plain = timed(lambda: detection_metrics(scores[labels], scores[~labels]), args.repeats)
     row("plain metrics (EER, minDCF, actDCF, Cllr; one sort)", plain)
-    row("plain metrics again (control)", timed(lambda: detection_metrics(scores[labels], scores[~labels]), args.repeats))
+    row("plain metrics again (control)",
+        timed(lambda: detection_metrics(scores[labels], scores[~labels]), args.repeats))
     two = ("eer", "min_dcf")
     row("bootstrap EER + minDCF, 1,000 replicates, trials resampled",
         timed(lambda: replicate_values(scores, labels, None, REPLICATES, metrics=two), args.repeats))

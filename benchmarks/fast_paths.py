@@ -27,21 +27,20 @@ import warnings
 
 import numpy as np
 import torch
-
 from common import (
     UTTERANCE_SAMPLES,
     PaperStyleEncoder,
+    add_model_arguments,
     depth_of,
     forward_peak_bytes,
-    add_model_arguments,
     measure_encoder,
     remove_tree,
     save_random_model,
     start_run,
     time_forward,
 )
-from lobes.evaluation.metrics import compute_eer
 
+from lobes.evaluation.metrics import compute_eer
 
 FAST_PATHS = ("fp32/eager", "bf16/eager", "int8/eager", "fp32/compile", "bf16/compile",
               "fp32/onnx", "int8/onnx")
@@ -51,8 +50,8 @@ EER_FLAG_POINTS = 0.1  # a path whose EER moves more than this is flagged, never
 
 def _scoring_graph(source, n_layers):
     """Truncated encoder + fusion + FFN head, as ``SpoofDetector`` scores."""
-    from lobes.models.heads import FFNHead
     from lobes.inference.detector import ScoringGraph
+    from lobes.models.heads import FFNHead
     from lobes.models.ssl import LayerwiseSSL
 
     torch.manual_seed(0)
@@ -87,7 +86,7 @@ def measure_path(source, n_layers, path, device="cpu", repeats=3, batch_size=8,
             except PrecisionFallbackWarning as warning:
                 return {**row, "note": f"not run: {warning}".split(";")[0]}
         lens = torch.ones(wavs.shape[0])
-        forward = lambda w, s=scorer, l=lens: s(w, l)  # noqa: E731
+        forward = lambda w, s=scorer, frame_lens=lens: s(w, frame_lens)  # noqa: E731
         timings[name] = time_forward(forward, wavs, repeats if name == "one" else max(1, repeats // 2))
         if name == "one":
             weight_bytes = sum(p.numel() * p.element_size() for p in graph.parameters())
@@ -223,7 +222,7 @@ def eval_files_and_labels(run_folder):
 
 
 def run_fast(args, folder, progress):
-    """The precision/backend table (and fidelity on a trained run) of issue 15."""
+    """The precision/backend table (and fidelity on a trained run)."""
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     depths = dict(item.split(":") for item in args.fast_depths.split(","))
     fidelity = None

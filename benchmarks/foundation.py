@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 import torch
-
 from common import SAMPLE_RATE, progress_printer, quiet_libraries, remove_tree, save_random_model
-from lobes.evaluation.metrics import compute_eer
 from speed import benchmark_source
+
+from lobes.evaluation.metrics import compute_eer
 
 
 def time_eer(n_trials=600_000, bonafide_fraction=0.1, seed=0, repeats=3):

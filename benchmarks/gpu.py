@@ -47,7 +47,6 @@ import traceback
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
-
 from common import (  # noqa: E402
     SAMPLE_RATE,
     UTTERANCE_SAMPLES,
@@ -55,6 +54,7 @@ from common import (  # noqa: E402
     progress_printer,
     quiet_libraries,
 )
+
 from lobes.testing.tiny_models import save_random_ssl, tiny_ssl_config  # noqa: E402
 
 SETTINGS = {"base": (4, 12), "large": (6, 24)}  # size -> depths N

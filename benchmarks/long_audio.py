@@ -76,8 +76,8 @@ def write_long_wav(path, seconds, rate=48000, channels=2, seed=0):
 def build_detector(source, n_layers, max_samples=64600, batch_size=8):
     """A ``SpoofDetector`` of a local SSL folder truncated to ``n_layers`` and a
     randomly initialised FFN head (speed and memory do not depend on weights)."""
-    from lobes.models.heads import FFNHead
     from lobes.inference.detector import SpoofDetector
+    from lobes.models.heads import FFNHead
     from lobes.models.ssl import LayerwiseSSL
 
     torch.manual_seed(0)

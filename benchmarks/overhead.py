@@ -39,8 +39,6 @@ import time
 
 import torch
 import torch.nn as nn
-from transformers import AutoModel
-
 from common import (
     SAMPLE_RATE,
     UTTERANCE_SAMPLES,
@@ -54,6 +52,8 @@ from common import (
     remove_tree,
     save_random_model,
 )
+from transformers import AutoModel
+
 from lobes.models.ssl import LengthMaskedGroupNorm, TruncatedSSLEncoder
 
 CONTROL = " (control: timed again)"

@@ -21,14 +21,14 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from speed import ARCHITECTURES, full_size_config  # noqa: E402
 
-from lobes.models.heads import HEADS  # noqa: E402
-from lobes.models.layer_sum import WeightedLayerSum  # noqa: E402
 from lobes.inference.release import (  # noqa: E402
     DTYPES,
     parameter_count,
     write_encoder,
     write_fusion_head,
 )
+from lobes.models.heads import HEADS  # noqa: E402
+from lobes.models.layer_sum import WeightedLayerSum  # noqa: E402
 
 
 def encoder_at_depth(model_type, size, depth):

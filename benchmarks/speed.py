@@ -55,8 +55,6 @@ import tempfile
 
 import numpy as np
 import torch
-from transformers.utils import logging as transformers_logging
-
 from common import (
     METRICS,
     UTTERANCE_SAMPLES,
@@ -68,6 +66,8 @@ from common import (
     save_random_model,
     start_run,
 )
+from transformers.utils import logging as transformers_logging
+
 from lobes.models.ssl import TruncatedSSLEncoder
 
 DEFAULT_DEPTHS = (1, 2, 4, 6, 12, 24)

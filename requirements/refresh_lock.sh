@@ -6,7 +6,7 @@
 #
 # A fresh virtual environment gets the newest releases the ranges allow
 # (package and test extras), `pip freeze` of it becomes the candidate lock,
-# and the suite runs in that environment with the candidate in place. On
+# and the lint and the suite run in that environment with the candidate in place. On
 # success the candidate is the lock (commit it); on failure the previous lock
 # is put back and the candidate left in requirements/lock.failed.txt: exclude
 # the release at fault in setup.py (e.g. "av>=14,<19,!=18.1.1") and rerun.
@@ -31,7 +31,7 @@ python3.11 -m venv "$work/venv"
 previous="$work/previous.txt"
 if [ -f "$lock" ]; then cp "$lock" "$previous"; fi
 cp "$work/candidate.txt" "$lock"
-if "$work/venv/bin/python" -m pytest -q -n 2 --dist loadfile "$@"; then
+if "$work/venv/bin/ruff" check . && "$work/venv/bin/python" -m pytest -q -n 2 --dist loadfile "$@"; then
     rm -f requirements/lock.failed.txt
     echo "requirements/lock.txt refreshed; review 'git diff $lock' and commit it"
 else

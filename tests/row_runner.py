@@ -55,9 +55,9 @@ def main():
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
+    import lobes.models.ssl  # noqa: F401
     import lobes.training.brain  # noqa: F401
     import lobes.training.recipe  # noqa: F401
-    import lobes.models.ssl  # noqa: F401
 
     print("ROW-READY", flush=True)
     for line in sys.stdin:

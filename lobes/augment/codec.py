@@ -265,10 +265,11 @@ class CodecRoundTrip:
     >>> x = probe_signal(16000)
     >>> codec(x, np.random.default_rng(0)).shape == x.shape
     True
-    >>> CodecRoundTrip({"mp4": [64000]}, 16000)
+    >>> CodecRoundTrip({"mp4": [64000]}, 16000)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ValueError: codec.codecs: unknown codec 'mp4'; known: aac, ac3, adpcm_g726, amr_nb, g722, mp3, opus, pcm_alaw, pcm_mulaw
+    ValueError: codec.codecs: unknown codec 'mp4'; known: aac, ac3, adpcm_g726, amr_nb, g722, mp3, opus, pcm_alaw,
+    pcm_mulaw
     """
 
     def __init__(self, codecs, sample_rate=16000, option="codec.codecs"):
@@ -307,5 +308,6 @@ class CodecRoundTrip:
         return output
 
     def __call__(self, x, rng):
+        """Round-trips ``x`` through a codec and bitrate drawn from ``rng``."""
         codec, bitrates = self.choices[rng.integers(len(self.choices))]
         return self.round_trip(np.asarray(x, dtype=np.float64), codec, bitrates[rng.integers(len(bitrates))])

@@ -93,6 +93,7 @@ def rirs_list(rirs_folder, csv_path, subsets=("simulated_rirs",)):
 
 
 def main(argv=None):
+    """``python -m lobes.augment.lists``: writes a MUSAN noise or RIR list."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", choices=["musan", "rirs"])
     parser.add_argument("folder", help="the MUSAN or RIRS_NOISES folder")

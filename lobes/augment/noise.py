@@ -105,6 +105,7 @@ class NoiseFromList:
         )
 
     def __call__(self, x, rng):
+        """``x`` with a noise drawn from the list added at an SNR drawn from ``rng``."""
         wav = torch.as_tensor(np.asarray(x, dtype=np.float32))[None]
         out = _seeded(self.add_noise, "noise_data", lambda: self.add_noise(wav, torch.ones(1)), rng)
         return out[0].numpy()
@@ -121,5 +122,6 @@ class ReverbFromList:
         )
 
     def __call__(self, x, rng):
+        """``x`` convolved with an impulse response drawn from the list by ``rng``."""
         wav = torch.as_tensor(np.asarray(x, dtype=np.float32))[None]
         return _seeded(self.add_reverb, "rir_data", lambda: self.add_reverb(wav), rng)[0].numpy()

@@ -76,10 +76,11 @@ def check_params(params, sample_rate, option="rawboost"):
     -------
     >>> check_params({"nBands": 3}, 16000)["nBands"]
     3
-    >>> check_params({"nbands": 3}, 16000)
+    >>> check_params({"nbands": 3}, 16000)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ValueError: rawboost.nbands is not a RawBoost parameter; known: N_f, P, SNRmax, SNRmin, g_sd, maxBW, maxBiasLinNonLin, maxCoeff, maxF, maxG, minBW, minBiasLinNonLin, minCoeff, minF, minG, nBands
+    ValueError: rawboost.nbands is not a RawBoost parameter; known: N_f, P, SNRmax, SNRmin, g_sd, maxBW,
+    maxBiasLinNonLin, maxCoeff, maxF, maxG, minBW, minBiasLinNonLin, minCoeff, minF, minG, nBands
     """
     unknown = sorted(set(params) - set(DEFAULTS))
     if unknown:

@@ -1,0 +1,1 @@
+"""Audio loading, crops, labels, datasets and batching of the recipes' manifests."""

@@ -37,10 +37,11 @@ def check_finite(data, path, where="", offset=0):
     Example
     -------
     >>> check_finite(np.zeros(3), "a.wav")
-    >>> check_finite(np.array([0.0, np.nan, np.inf]), "a.wav", "protocol.txt:3: ")
+    >>> check_finite(np.array([0.0, np.nan, np.inf]), "a.wav", "protocol.txt:3: ")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    lobes.dataio.audio_checks.NonFiniteAudioError: protocol.txt:3: a.wav holds 2 non-finite samples (NaN or inf), first at sample 1
+    lobes.dataio.audio_checks.NonFiniteAudioError: protocol.txt:3: a.wav holds 2 non-finite samples (NaN or inf),
+    first at sample 1
     """
     finite = np.isfinite(np.asarray(data))
     if finite.all():

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import soundfile as sf
 from tqdm import tqdm
 
+from lobes.dataio.audio_checks import scan_files
 from lobes.dataio.dataset import SAMPLE_RATE
 from lobes.utils.files import atomic_write_text, numbered_lines
-from lobes.dataio.audio_checks import scan_files
 from lobes.utils.fingerprints import changed_inputs, note_input, recorded_inputs, start_recording
 
 logger = logging.getLogger(__name__)

@@ -58,10 +58,11 @@ def load_npy(path):
     ...     def __reduce__(self):
     ...         return (print, ("code ran",))
     >>> np.save(folder / "evil.npy", np.array([Evil()], dtype=object))
-    >>> load_npy(folder / "evil.npy")
+    >>> load_npy(folder / "evil.npy")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    lobes.dataio.safe_npy.UnsafeDataError: .../evil.npy: refused to load: its pickle calls builtins.print, which is not a numpy array constructor (a data file must not run code)
+    lobes.dataio.safe_npy.UnsafeDataError: .../evil.npy: refused to load: its pickle calls builtins.print, which is
+    not a numpy array constructor (a data file must not run code)
     """
     with open(path, "rb") as fin:
         version = np.lib.format.read_magic(fin)

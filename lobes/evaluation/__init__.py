@@ -1,0 +1,1 @@
+"""Metrics, score files, calibration, fusion, intervals and localisation scoring."""

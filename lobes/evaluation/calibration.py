@@ -48,10 +48,11 @@ def check_prior(prior, option="calibration_prior"):
 
     Example
     -------
-    >>> check_prior(1.5)
+    >>> check_prior(1.5)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ValueError: calibration_prior must be null (the cost model's effective prior) or a bona fide prior in (0, 1), got 1.5
+    ValueError: calibration_prior must be null (the cost model's effective prior) or a bona fide prior in (0, 1),
+    got 1.5
     """
     if prior is None:
         return None
@@ -148,6 +149,7 @@ class Calibration:
     prior: float
 
     def apply(self, scores):
+        """Calibrated scores (natural-log LLRs): ``a * scores + b``."""
         return self.a * np.asarray(scores, dtype=np.float64) + self.b
 
     def apply_records(self, records):

@@ -22,11 +22,11 @@ import sys
 
 import numpy as np
 
-from lobes.utils.run_folder import DEV_SET, SCORES_DIR, results_path, score_path
 from lobes.evaluation.bootstrap import DEFAULT_REPLICATES, DEFAULT_SEED, paired_comparison
-from lobes.evaluation.score_stats import LABELS, interval_text, read_speakers, speaker_clusters
 from lobes.evaluation.score_fusion import FusionError, align_records, scored_sets
+from lobes.evaluation.score_stats import LABELS, interval_text, read_speakers, speaker_clusters
 from lobes.evaluation.scores import read_scores
+from lobes.utils.run_folder import DEV_SET, SCORES_DIR, results_path, score_path
 
 METRIC_NAMES = {"EER": "eer", "MINDCF": "min_dcf", "ACTDCF": "act_dcf", "CLLR": "cllr"}
 
@@ -105,6 +105,7 @@ def compare_files(path_a, path_b, name="scores", metric="eer", margin=None, spea
 
 
 def format_comparison(out):
+    """The printed lines of one comparison of systems A and B."""
     metric = out["metric"]
     digits = 3 if metric == "eer" else 4
     interval = out["interval"]
@@ -127,6 +128,7 @@ def format_comparison(out):
 
 
 def main(argv=None):
+    """``python -m lobes.compare``: the paired comparison of two score files."""
     parser = argparse.ArgumentParser(prog="python -m lobes.compare",
                                      description="Paired bootstrap comparison B - A of two systems on the same trials.")
     parser.add_argument("a", metavar="A", help="score file, run folder or branch folder (the reference)")

@@ -112,6 +112,7 @@ class TandemCostModel:
     threshold: float = 0.0
 
     def normalised_dcf(self, p_miss, p_fa):
+        """The t-DCF of miss and false-alarm rates, normalised by ``norm``."""
         return (self.c0 + self.c1 * p_miss + self.c2 * p_fa) / self.norm
 
 
@@ -240,14 +241,17 @@ class CostModel:
 
     @property
     def beta(self):
+        """Cost-weighted odds of a false alarm against a miss."""
         return self.c_miss * (1 - self.p_spoof) / (self.c_fa * self.p_spoof)
 
     @property
     def threshold(self):
+        """The Bayes threshold on LLRs of this cost model, ``-log(beta)``."""
         return -float(np.log(self.beta))
 
     @property
     def effective_prior(self):
+        """The bona fide prior with the same Bayes decisions as this cost model."""
         return self.beta / (1 + self.beta)
 
     def normalised_dcf(self, p_miss, p_fa):

@@ -29,9 +29,9 @@ import sys
 
 import numpy as np
 
-from lobes.evaluation.rttm import file_id, read_rttm
 from lobes.evaluation.metrics import compute_eer
 from lobes.evaluation.regions import center_spans
+from lobes.evaluation.rttm import file_id, read_rttm
 from lobes.evaluation.timeline import read_timeline
 
 
@@ -119,6 +119,7 @@ def _eer(scores, is_bonafide, what):
 
 
 def main(argv=None):
+    """``python -m lobes.region_eval``: scores spoofed regions against a reference RTTM."""
     parser = argparse.ArgumentParser(prog="python -m lobes.region_eval",
                                      description="EERs of a timeline against true spoofed regions")
     parser.add_argument("timeline", help="timeline (.csv or .jsonl) written by lobes.detect --timeline")

@@ -24,6 +24,7 @@ from lobes.evaluation.metrics import ASVSPOOF5_COSTS, record_metrics
 from lobes.evaluation.scores import ScoreRecord, read_scores, write_scores
 from lobes.utils.run_folder import DEV_SET, depth_folders, is_scored_run, score_path, write_results
 from lobes.utils.run_folder import scored_sets as run_scored_sets
+
 SHOWN_TRIALS = 5
 
 
@@ -36,10 +37,11 @@ def expand_runs(runs):
 
     Example
     -------
-    >>> expand_runs(["/no/such/run"])
+    >>> expand_runs(["/no/such/run"])  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    lobes.evaluation.score_fusion.FusionError: /no/such/run: no scores/dev.txt (nor N<n>/scores/dev.txt): score the dev set with the recipe first
+    lobes.evaluation.score_fusion.FusionError: /no/such/run: no scores/dev.txt (nor N<n>/scores/dev.txt): score the
+    dev set with the recipe first
     """
     systems = []
     for run in runs:
@@ -142,6 +144,7 @@ def fuse(runs, out, prior=None, costs=ASVSPOOF5_COSTS):
 
 
 def main(argv=None):
+    """``python -m lobes.fuse``: fuses runs' scores, fitted on dev."""
     parser = argparse.ArgumentParser(
         prog="python -m lobes.fuse",
         description="Logistic-regression fusion of several runs' scores, fitted on dev.",

@@ -128,11 +128,14 @@ def format_statistics(stats):
 
 
 def main(argv=None):
+    """``python -m lobes.stats``: metrics with bootstrap intervals of score files."""
     parser = argparse.ArgumentParser(prog="python -m lobes.stats", description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", metavar="FILE", help="score files (UTT ATTACK KEY SCORE lines)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line, one per file")
     parser.add_argument("--manifest", help="manifest CSV with ID and speaker columns: resample speakers")
-    parser.add_argument("--replicates", type=int, default=DEFAULT_REPLICATES, help="bootstrap replicates (default 1000)")
+    parser.add_argument(
+        "--replicates", type=int, default=DEFAULT_REPLICATES, help="bootstrap replicates (default 1000)"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed (default 0)")
     args = parser.parse_args(argv)
     if args.replicates < 1:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from lobes.utils.files import atomic_write_text
 
-
 KEYS = ("bonafide", "spoof")
 
 

@@ -119,7 +119,7 @@ def segment_eer(segment_scores, segment_labels):
     0.0
     """
     scores = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in segment_scores])
-    labels = np.concatenate([np.asarray(l).ravel() for l in segment_labels])
+    labels = np.concatenate([np.asarray(labels).ravel() for labels in segment_labels])
     if scores.shape != labels.shape:
         raise ValueError(f"{scores.size} segment scores for {labels.size} labels")
     return compute_eer(scores[labels == 1], scores[labels == 0])[0]

@@ -123,7 +123,7 @@ def read_timeline(path):
     form = timeline_format(path)
     rows = []
     with open(path, newline="", encoding="utf-8") as fin:
-        lines = csv.DictReader(fin) if form == "csv" else (json.loads(l) for l in fin if l.strip())
+        lines = csv.DictReader(fin) if form == "csv" else (json.loads(line) for line in fin if line.strip())
         for line_no, row in enumerate(lines, 2 if form == "csv" else 1):
             try:
                 rows.append({key: _field(key, row[key]) for key in TIMELINE_FIELDS})

@@ -317,6 +317,7 @@ def aggregate(root, out, heatmap_normalise="none", margin=DEFAULT_MARGIN, replic
 
 
 def main(argv=None):
+    """``python -m lobes.aggregate``: tables, plots and intervals of a sweep's runs."""
     parser = argparse.ArgumentParser(description="Tables and figures from a sweep's results.")
     parser.add_argument("root", help="folder searched for results.json files")
     parser.add_argument("--out", help="output folder (default: <root>/summary)")

@@ -146,6 +146,7 @@ def render_readme(text):
 
 
 def main(argv=None):
+    """``python -m lobes.paper``: the paper's tables, or the recipe READMEs rendered from them."""
     parser = argparse.ArgumentParser(description="Render the paper's EER tables into READMEs.")
     parser.add_argument("--readmes", nargs="+", required=True, help="Markdown files with paper-table markers")
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1)")

@@ -12,8 +12,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 # Up to this many cells a heatmap prints each value in its cell.
 MAX_ANNOTATED_CELLS = 120

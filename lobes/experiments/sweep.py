@@ -57,6 +57,7 @@ class Run:
 
     @property
     def head(self):
+        """The head this run trains: its YAML's stem (``ffn``, ``aasist``)."""
         return os.path.splitext(os.path.basename(self.hparams))[0]
 
     def result_files(self):
@@ -80,6 +81,7 @@ class Run:
         return self.n_done() == len(self.result_files())
 
     def command(self, extra_overrides):
+        """The recipe command line of this run."""
         recipe_dir = os.path.join(REPO, "recipes", self.recipe)
         n_layers = self.depths[0] if len(self.depths) == 1 else list(self.depths)
         branched = (
@@ -213,6 +215,7 @@ def _overrides_value(overrides, key):
 
 
 def parse_args(argv):
+    """The options of ``python -m lobes.sweep``."""
     parser = argparse.ArgumentParser(
         description="Run a recipe over SSL models, heads, depths and seeds.",
         epilog="Arguments after '--' go to every run (e.g. --data_folder=...).",
@@ -251,6 +254,7 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    """``python -m lobes.sweep``: plans and runs (or prints) every run of a sweep."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if args.branched and args.multi_depth:

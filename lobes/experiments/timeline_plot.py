@@ -54,6 +54,7 @@ def timeline_figure(rows, regions, truth=None, title=None):
 
 
 def main(argv=None):
+    """``python -m lobes.timeline_plot``: draws a timeline file as an image."""
     parser = argparse.ArgumentParser(prog="python -m lobes.timeline_plot",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("timeline", help="timeline (.csv or .jsonl) written by lobes.detect --timeline")

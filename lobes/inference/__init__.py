@@ -1,0 +1,1 @@
+"""Scoring with trained runs and releases: the detector, release folders and ``lobes.detect``."""

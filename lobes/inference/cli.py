@@ -54,13 +54,7 @@ from speechbrain.utils.distributed import ddp_broadcast, get_rank, is_distribute
 from transformers.utils import logging as transformers_logging
 
 from lobes.evaluation.calibration import check_prior
-from lobes.training.distributed import gather_unique, init_distributed, is_launched, world_size
-from lobes.inference.fastpaths import BACKENDS
-from lobes.inference.detector import AGGREGATIONS, SpoofDetector
-from lobes.models.precision import PRECISIONS
-from lobes.utils.files import atomic_write_text
-from lobes.inference.outputs import DESCRIPTIONS, OUTPUTS
-from lobes.inference.release import is_release_source
+from lobes.inference import timeline_outputs as long_audio
 from lobes.inference.cli_options import (
     MIN_HOP_S,
     MIN_WINDOW_S,
@@ -68,10 +62,16 @@ from lobes.inference.cli_options import (
     positive_int,
     seconds,
 )
+from lobes.inference.detector import AGGREGATIONS, SpoofDetector
+from lobes.inference.fastpaths import BACKENDS
 from lobes.inference.file_listing import list_audio, shown
-from lobes.utils.output_lock import OutputLock, OutputLockedError
-from lobes.inference import timeline_outputs as long_audio
+from lobes.inference.outputs import DESCRIPTIONS, OUTPUTS
+from lobes.inference.release import is_release_source
 from lobes.inference.stdin_stream import STREAM_NAME, run_stream
+from lobes.models.precision import PRECISIONS
+from lobes.training.distributed import gather_unique, init_distributed, is_launched, world_size
+from lobes.utils.files import atomic_write_text
+from lobes.utils.output_lock import OutputLock, OutputLockedError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -173,6 +173,7 @@ def _quiet_libraries():
 
 
 def parse_args(argv=None):
+    """The options of ``python -m lobes.detect``."""
     parser = argparse.ArgumentParser(
         prog="python -m lobes.detect",
         description="Score audio files with a trained countermeasure (release or recipe output folder).",

@@ -52,12 +52,12 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.data_utils import batch_pad_right
 from tqdm import tqdm
 
-from lobes.utils.run_folder import incomplete_checkpoint, rank_checkpoint
 from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile, load_audio
 from lobes.inference import streaming
 from lobes.inference.fastpaths import build_scorer
 from lobes.models.assembly import BranchSSL
 from lobes.models.heads.frame import FrameHead, UtteranceFrameHead
+from lobes.utils.run_folder import incomplete_checkpoint, rank_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +213,7 @@ class ScoringGraph(torch.nn.Module):
         self.ssl, self.head = ssl, head
 
     def forward(self, wavs, wav_lens=None):
+        """Waveforms (B, samples) and relative lengths -> bona fide logits (B,)."""
         if wav_lens is None:
             wav_lens = torch.ones(wavs.shape[0], device=wavs.device)
         feats, feat_lens = self.ssl(wavs, wav_lens)

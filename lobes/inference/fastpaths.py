@@ -75,6 +75,7 @@ class TorchScorer:
         self.forward = torch.compile(graph) if compile else graph
 
     def __call__(self, wavs, wav_lens):
+        """Bona fide logits of a batch, at this scorer's precision, without gradients."""
         with torch.no_grad(), autocast(self.precision, self.device):
             return self.forward(wavs.to(self.device), wav_lens.to(self.device))
 
@@ -180,6 +181,7 @@ class OnnxScorer:
         return self.sessions[n_samples]
 
     def __call__(self, wavs, wav_lens):
+        """Bona fide logits of a batch from the ONNX Runtime session of its length."""
         wavs, wav_lens = wavs.float().cpu(), wav_lens.float().cpu()
         session, scores = self.session(wavs.shape[1]), []
         for first in range(0, wavs.shape[0], self.batch_size):

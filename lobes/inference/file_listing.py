@@ -35,6 +35,7 @@ class Problem:
     error: bool = True
 
     def message(self):
+        """The line printed for this path: error or skipped, the path and why."""
         return f"{'error' if self.error else 'skipped'}: {shown(self.path)}: {self.reason}"
 
 
@@ -89,8 +90,10 @@ def list_audio(paths):
     >>> files, problems = list_audio([folder, folder / "nope.wav"])
     >>> [os.path.relpath(f, folder) for f in files]
     ['b.wav', 'sub/a.FLAC']
-    >>> [(os.path.basename(p.path), p.reason.split(",")[0], p.error) for p in problems]
-    [('loop.wav', 'symlink loop', True), ('loopdir', 'symlink loop', True), ('pipe.wav', 'a FIFO (named pipe)', False), ('x\\ty.wav', 'its name holds a TAB', True), ('nope.wav', 'no such file or folder', True)]
+    >>> found = [(os.path.basename(p.path), p.reason.split(",")[0], p.error) for p in problems]
+    >>> found  # doctest: +NORMALIZE_WHITESPACE
+    [('loop.wav', 'symlink loop', True), ('loopdir', 'symlink loop', True), ('pipe.wav', 'a FIFO (named pipe)',
+    False), ('x\\ty.wav', 'its name holds a TAB', True), ('nope.wav', 'no such file or folder', True)]
     """
     files, problems = [], []
     for path in map(str, paths):

@@ -53,6 +53,7 @@ class ModelSpec:
     selection_metric: str = "EER"
 
     def to_dict(self):
+        """The spec as a plain dict."""
         return asdict(self)
 
     def detector_hparams(self):

@@ -60,6 +60,7 @@ class CalibratedOutputs:
         return math.log((1.0 - self.prior) / self.prior)
 
     def llr(self, raw):
+        """The calibrated LLR of a raw score: ``a * raw + b``."""
         return self.a * float(raw) + self.b
 
     def posterior(self, llr):

@@ -32,15 +32,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from transformers import Wav2Vec2FeatureExtractor
 
-from lobes.utils.run_folder import CALIBRATION_FILE, DEV_SET, HPARAMS_FILE, read_results
 from lobes.dataio.dataset import SAMPLE_RATE
-from lobes.models.layer_sum import WeightedLayerSum
-from lobes.utils.files import atomic_write_text
+from lobes.evaluation.calibration import read_calibration
 from lobes.inference.hub import resolve_release_source
 from lobes.inference.model_card import model_card, score_name
 from lobes.inference.model_spec import ModelSpec, build_modules, head_class_for
-from lobes.evaluation.calibration import read_calibration
+from lobes.models.layer_sum import WeightedLayerSum
 from lobes.models.ssl import SSL_CLASSES, SUPPORTED_MODEL_TYPES
+from lobes.utils.files import atomic_write_text
+from lobes.utils.run_folder import CALIBRATION_FILE, DEV_SET, HPARAMS_FILE, read_results
 
 FORMAT = "lobes-countermeasure-release"
 FORMAT_VERSION = 1
@@ -153,6 +153,7 @@ def write_fusion_head(fusion, head, path):
 
 
 def parameter_count(module):
+    """Number of parameters of ``module``."""
     return sum(p.numel() for p in module.parameters())
 
 
@@ -528,6 +529,7 @@ def verify_release(source, tolerance=GOLDEN_TOLERANCE, **load_kwargs):
 
 
 def parse_args(argv=None):
+    """The options of ``python -m lobes.release``."""
     parser = argparse.ArgumentParser(
         prog="python -m lobes.release",
         description="Write a self-contained release folder of a trained run, or verify one.",

@@ -96,6 +96,7 @@ def label_regions(manifest, resolution=0.02):
 
 
 def main(argv=None):
+    """``python -m lobes.segment_rttm``: writes spoofed regions as RTTM."""
     parser = argparse.ArgumentParser(prog="python -m lobes.segment_rttm",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("segment_scores", nargs="?", help="a recipe's <set>_segments_<ms>ms.txt")

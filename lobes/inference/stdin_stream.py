@@ -18,8 +18,8 @@ import wave
 import numpy as np
 
 from lobes.dataio.dataset import SAMPLE_RATE
-from lobes.inference.streaming import StreamScorer
 from lobes.evaluation.timeline import TIMELINE_FIELDS, format_row, window_rows
+from lobes.inference.streaming import StreamScorer
 from lobes.inference.timeline_outputs import bona_fide_prior
 
 STREAM_NAME = "stdin"

@@ -10,11 +10,11 @@ import os
 import sys
 
 from lobes.dataio.dataset import SAMPLE_RATE
-from lobes.evaluation.rttm import file_id, write_rttm
-from lobes.utils.files import atomic_write_text
-from lobes.evaluation.regions import timeline_regions
 from lobes.evaluation.calibration import check_prior, prior_or_default, read_calibration
+from lobes.evaluation.regions import timeline_regions
+from lobes.evaluation.rttm import file_id, write_rttm
 from lobes.evaluation.timeline import timeline_format, window_rows, write_timeline
+from lobes.utils.files import atomic_write_text
 
 
 def add_arguments(parser):

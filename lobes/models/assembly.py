@@ -139,10 +139,11 @@ def checked_plan(ssl, branches=None):
     >>> ssl = LayerwiseSSL(save_tiny_ssl(getfixture("tmp_path"), "wavlm"), n_layers=2)
     >>> checked_plan(ssl, plan_branches(2, "ffn", 1))
     [Branch(head='ffn', depth=2, seed=None, name=None)]
-    >>> checked_plan(ssl, plan_branches(3, "ffn", 1))
+    >>> checked_plan(ssl, plan_branches(3, "ffn", 1))  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ValueError: the branch plan [(None, 3)] differs from the encoder's [(None, 2)]: give the encoder, head_per_depth and the Brain the same `branches`
+    ValueError: the branch plan [(None, 3)] differs from the encoder's [(None, 2)]: give the encoder,
+    head_per_depth and the Brain the same `branches`
     """
     built = encoder_plan(ssl)
     branches = list(branches) if branches else built
@@ -205,11 +206,14 @@ class BranchSSL(nn.Module):
 
     @property
     def output_size(self):
+        """Channels C of the fused features."""
         return self.multi.output_size
 
     def layer_weights(self):
+        """This branch's fusion weights over its layers."""
         return self.fusion.layer_weights()
 
     def forward(self, wavs, wav_lens=None):
+        """Waveforms -> (fused (B, T, C), relative frame lengths) of this branch."""
         layers, frame_lens, mask = self.multi.features(wavs, wav_lens)
         return self.multi.fuse(self.name, layers, mask), frame_lens

@@ -53,7 +53,9 @@ class WeightedCrossEntropy(nn.Module):
                 for w in weights
             )
         ):
-            raise ValueError(f"class_weights={class_weights!r} must list {N_CLASSES} positive weights, [spoof, bonafide]")
+            raise ValueError(
+                f"class_weights={class_weights!r} must list {N_CLASSES} positive weights, [spoof, bonafide]"
+            )
         self.register_buffer("weight", torch.tensor(weights, dtype=torch.float), persistent=False)
 
     def forward(self, logits, labels):

@@ -15,16 +15,16 @@ import os
 import torch
 import torch.nn as nn
 from speechbrain.integrations.huggingface.huggingface import HFTransformersInterface
-from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
-from transformers.utils import logging as transformers_logging
 from speechbrain.utils.checkpoints import (
     mark_as_loader,
     mark_as_saver,
     register_checkpoint_hooks,
 )
+from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
+from transformers.utils import logging as transformers_logging
 
-from lobes.models.layer_sum import WeightedLayerSum
 from lobes.models.heads.pooling import frame_mask
+from lobes.models.layer_sum import WeightedLayerSum
 from lobes.models.precision import ambient_autocast_dtype, bf16_supported, resolve_precision
 
 SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
@@ -161,6 +161,7 @@ class ChannelFirstLayerNormConv(nn.Module):
         self.conv, self.layer_norm, self.activation = layer.conv, layer.layer_norm, layer.activation
 
     def forward(self, hidden_states):
+        """Convolution, layer norm over channels and activation, on (B, C, T)."""
         hidden = self.conv(hidden_states)
         # nn.LayerNorm computes in fp32 and returns fp32 under autocast.
         out_dtype = torch.float32 if torch.is_autocast_enabled(hidden.device.type) else hidden.dtype

@@ -19,8 +19,8 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from speechbrain.utils.distributed import if_main_process, is_distributed_initialized
+from torch.nn.parallel import DistributedDataParallel
 
 logger = logging.getLogger(__name__)
 

@@ -29,10 +29,11 @@ def check_loss(loss, batch_ids, epoch):
     Example
     -------
     >>> check_loss(torch.tensor(0.5), ["a"], 1)
-    >>> check_loss(torch.tensor(float("nan")), ["a", "b"], 3)
+    >>> check_loss(torch.tensor(float("nan")), ["a", "b"], 3)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    lobes.training.finite_guard.NonFiniteTrainingError: training loss is nan in epoch 3, on the batch of trials a, b: stopping (no checkpoint of this epoch is saved); check these files, or lower lr
+    lobes.training.finite_guard.NonFiniteTrainingError: training loss is nan in epoch 3, on the batch of trials a,
+    b: stopping (no checkpoint of this epoch is saved); check these files, or lower lr
     """
     if not bool(torch.isfinite(loss).all()):
         raise NonFiniteTrainingError(
@@ -78,10 +79,11 @@ def check_metrics(metrics, epoch, branch=None):
 
     Example
     -------
-    >>> check_metrics({"EER": 10.0, "loss": float("nan")}, 2)
+    >>> check_metrics({"EER": 10.0, "loss": float("nan")}, 2)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    lobes.training.finite_guard.NonFiniteTrainingError: dev loss is nan after epoch 2: this checkpoint is not saved and training stops (a dev file or the model holds NaN/inf)
+    lobes.training.finite_guard.NonFiniteTrainingError: dev loss is nan after epoch 2: this checkpoint is not saved
+    and training stops (a dev file or the model holds NaN/inf)
     """
     for key, value in metrics.items():
         if isinstance(value, float) and not math.isfinite(value):

@@ -1,0 +1,1 @@
+"""Atomic writes, safe paths and names, output locks and the run folder layout."""

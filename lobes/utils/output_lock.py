@@ -57,6 +57,7 @@ class OutputLock:
             json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fout)
 
     def acquire(self):
+        """Takes the lock, or raises naming the process that holds it."""
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         try:
             self._create()
@@ -85,6 +86,7 @@ class OutputLock:
             return {}
 
     def release(self):
+        """Gives the lock back (removes its file) if this process holds it."""
         if self.held:
             self.held = False
             try:

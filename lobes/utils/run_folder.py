@@ -80,10 +80,11 @@ def score_path(folder, name, calibrated=False):
     -------
     >>> score_path("run", "eval", calibrated=True)
     'run/scores/eval.calibrated.txt'
-    >>> score_path("run", "../x")
+    >>> score_path("run", "../x")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    lobes.utils.safe_paths.UnsafePathError: test set name '../x' is not a plain file name (no '/', '\\\\', '..' or control characters)
+    lobes.utils.safe_paths.UnsafePathError: test set name '../x' is not a plain file name (no '/', '\\\\', '..' or
+    control characters)
     """
     check_set_name(name)
     suffix = ".calibrated.txt" if calibrated else ".txt"

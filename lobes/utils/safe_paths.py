@@ -25,10 +25,11 @@ def safe_name(name, what="name", origin=""):
     -------
     >>> safe_name("eval")
     'eval'
-    >>> safe_name("../eval", "test set name", "run/results.json")
+    >>> safe_name("../eval", "test set name", "run/results.json")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    lobes.utils.safe_paths.UnsafePathError: run/results.json: test set name '../eval' is not a plain file name (no '/', '\\\\', '..' or control characters)
+    lobes.utils.safe_paths.UnsafePathError: run/results.json: test set name '../eval' is not a plain file name (no
+    '/', '\\\\', '..' or control characters)
     """
     if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name
             or any(ord(c) < 32 for c in name)):

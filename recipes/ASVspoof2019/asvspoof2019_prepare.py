@@ -69,10 +69,11 @@ def prepare_asvspoof2019(data_folder, save_folder, splits=("train", "dev", "eval
 
     Example
     -------
-    >>> prepare_asvspoof2019("/no/such/folder", "out")
+    >>> prepare_asvspoof2019("/no/such/folder", "out")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    FileNotFoundError: no ASVspoof 2019 LA data in '/no/such/folder': expected /no/such/folder/LA/ASVspoof2019_LA_cm_protocols
+    FileNotFoundError: no ASVspoof 2019 LA data in '/no/such/folder': expected
+    /no/such/folder/LA/ASVspoof2019_LA_cm_protocols
     """
     unknown = set(splits) - set(SPLITS)
     if unknown:

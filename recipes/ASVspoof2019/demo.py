@@ -25,6 +25,7 @@ from lobes.testing.tiny_models import save_tiny_ssl
 
 
 def parse_args(argv):
+    """The options of the demo."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default="demo_run", help="where everything is written")
     parser.add_argument("--epochs", type=int, default=15)
@@ -36,6 +37,7 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    """Writes the synthetic corpus and tiny SSL, trains the recipe and prints the eval EER."""
     args = parse_args(argv)
     start = time.time()
     workdir = os.path.abspath(args.workdir)

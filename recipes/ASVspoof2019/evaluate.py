@@ -34,6 +34,7 @@ EVAL_SETS = {
 
 
 def main():
+    """Scores a trained run on each cross-dataset set the YAML names."""
     hparams, run_opts = load_recipe()
     chosen = {name: hparams[key] for name, (key, _) in EVAL_SETS.items() if hparams.get(key)}
     if not chosen:

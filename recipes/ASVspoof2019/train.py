@@ -20,10 +20,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from asvspoof2019_prepare import asv_score_path, prepare_asvspoof2019  # noqa: E402
 from crossdataset_prepare import read_asv21_scores  # noqa: E402
 
-from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.dataio.dataset import make_datasets  # noqa: E402
 from lobes.evaluation.bootstrap import tdcf_interval  # noqa: E402
 from lobes.evaluation.metrics import min_tdcf_2019, min_tdcf_2021, read_asv_scores  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
 
 
@@ -42,6 +42,7 @@ class ASVspoof2019Brain(SpoofBrain):
         return None
 
     def test_metrics(self, records):
+        """The shared metrics plus min t-DCF where the ASV scores exist."""
         metrics = super().test_metrics(records)
         found = self.asv_scores()
         if found is not None:

@@ -168,10 +168,11 @@ def prepare_asvspoof5(data_folder, save_folder, splits=("train", "dev", "eval"),
 
     Example
     -------
-    >>> prepare_asvspoof5("/no/such/folder", "out")
+    >>> prepare_asvspoof5("/no/such/folder", "out")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    FileNotFoundError: no ASVspoof 5 train protocol in '/no/such/folder': expected ASVspoof5.train.tsv or ASVspoof5.train.metadata.txt (there or in ASVspoof5_protocols/)
+    FileNotFoundError: no ASVspoof 5 train protocol in '/no/such/folder': expected ASVspoof5.train.tsv or
+    ASVspoof5.train.metadata.txt (there or in ASVspoof5_protocols/)
     """
     unknown = set(splits) - set(SPLITS)
     if unknown:

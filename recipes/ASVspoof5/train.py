@@ -25,11 +25,11 @@ from speechbrain.utils.distributed import run_on_main
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from asvspoof5_prepare import prepare_asvspoof5  # noqa: E402
 
-from lobes.training.brain import SpoofBrain  # noqa: E402
-from lobes.evaluation.calibration import check_prior, dev_calibration  # noqa: E402
 from lobes.dataio.dataset import make_datasets  # noqa: E402
-from lobes.evaluation.metrics import metrics_by_groups, record_metrics  # noqa: E402
 from lobes.dataio.prepare import prepared_splits, read_manifest  # noqa: E402
+from lobes.evaluation.calibration import check_prior, dev_calibration  # noqa: E402
+from lobes.evaluation.metrics import metrics_by_groups, record_metrics  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
 from lobes.utils.files import atomic_write_text  # noqa: E402
 
@@ -76,12 +76,14 @@ class ASVspoof5Brain(SpoofBrain):
         return [codec_of[r.utt_id] for r in records]
 
     def test_metrics(self, records):
+        """The shared metrics, also broken down by codec."""
         # One sort for the pooled metrics and both breakdowns; kept for
         # extra_test_outputs, which gets the same records next.
         self.codecs = self.record_codecs(records)
         return record_metrics(records, groupings=codec_grouping(self.codecs))
 
     def extra_test_outputs(self, records, folder):
+        """The challenge's score files of the set."""
         scores = os.path.join(folder, "scores")
         outputs = {"challenge_score_file": os.path.join(scores, f"{self.test_name}_challenge.tsv")}
         write_challenge_scores(outputs["challenge_score_file"], records)

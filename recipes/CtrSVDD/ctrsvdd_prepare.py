@@ -135,10 +135,11 @@ def check_classes(split, kept, listed):
     -------
     >>> from lobes.dataio.prepare import Trial
     >>> listed = [Trial("a", "bonafide", "-", "s"), Trial("b", "spoof", "A01", "s")]
-    >>> check_classes("train", listed[1:], listed)
+    >>> check_classes("train", listed[1:], listed)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ValueError: CtrSVDD train: no bonafide trial has audio (1 listed in the protocol); complete the dataset first (see the recipe's README)
+    ValueError: CtrSVDD train: no bonafide trial has audio (1 listed in the protocol); complete the dataset first
+    (see the recipe's README)
     """
     for label in ("bonafide", "spoof"):
         n_kept = sum(trial.label == label for trial in kept)

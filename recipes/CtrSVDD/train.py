@@ -22,10 +22,10 @@ from speechbrain.utils.distributed import run_on_main
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctrsvdd_prepare import prepare_ctrsvdd  # noqa: E402
 
-from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.dataio.dataset import make_datasets  # noqa: E402
-from lobes.evaluation.metrics import compute_eer, eer_by_group  # noqa: E402
 from lobes.dataio.prepare import read_manifest  # noqa: E402
+from lobes.evaluation.metrics import compute_eer, eer_by_group  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
 from lobes.utils.files import atomic_write_text  # noqa: E402
 
@@ -106,6 +106,7 @@ class CtrSVDDBrain(SpoofBrain):
     """Adds the challenge's headline EER, EER per source and its score file."""
 
     def test_metrics(self, records):
+        """The shared metrics plus the challenge's headline EER and the EER per source."""
         metrics = super().test_metrics(records)
         # Score records carry no source corpus: look it up in the manifest.
         name = self.test_name
@@ -117,6 +118,7 @@ class CtrSVDDBrain(SpoofBrain):
         return metrics
 
     def extra_test_outputs(self, records, folder):
+        """The challenge's score file of the set."""
         challenge_file = os.path.join(folder, "scores", f"{self.test_name}_challenge.txt")
         write_challenge_scores(challenge_file, records)
         return {"challenge_score_file": challenge_file}

@@ -189,10 +189,11 @@ def find_layout(data_folder):
 
     Example
     -------
-    >>> find_layout("/no/such/folder")
+    >>> find_layout("/no/such/folder")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    FileNotFoundError: no HABLA data in '/no/such/folder': expected FinalDataset_16khz/Real/ or HABLA_dataset/{train_dev,eval}/
+    FileNotFoundError: no HABLA data in '/no/such/folder': expected FinalDataset_16khz/Real/ or
+    HABLA_dataset/{train_dev,eval}/
     """
     for root in (os.path.join(data_folder, FULL_FOLDER), data_folder):
         if os.path.isdir(os.path.join(root, BONAFIDE_FOLDER)):
@@ -343,6 +344,7 @@ class LayoutReport:
         self.varied_files = set()
 
     def add(self, path, info, method, extra_variants=()):
+        """Counts one file under its folder and method, with its naming variants."""
         folder = self.by_folder.setdefault(info.folder, {})
         folder[method] = folder.get(method, 0) + 1
         for variant in info.variants + tuple(extra_variants):

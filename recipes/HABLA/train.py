@@ -20,10 +20,10 @@ from speechbrain.utils.distributed import run_on_main
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from habla_prepare import SPLITS, method_family, prepare_habla  # noqa: E402
 
-from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.dataio.dataset import make_datasets  # noqa: E402
-from lobes.evaluation.metrics import eer_by_group  # noqa: E402
 from lobes.dataio.prepare import read_manifest  # noqa: E402
+from lobes.evaluation.metrics import eer_by_group  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
 
 
@@ -45,6 +45,7 @@ class HABLABrain(SpoofBrain):
         }
 
     def test_metrics(self, records):
+        """The shared metrics plus the EER per spoofing method family."""
         metrics = super().test_metrics(records)
         family = self.families()
         by_family = eer_by_group(

@@ -30,13 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from partialspoof_prepare import prepare_partialspoof  # noqa: E402
 
 from lobes.dataio.batching import SortedBatchSampler, padding_ratio, random_batches  # noqa: E402
-from lobes.training.brain import SpoofBrain  # noqa: E402
-from lobes.training.distributed import gather_unique  # noqa: E402
 from lobes.dataio.dataset import SAMPLE_RATE, make_datasets, manifest_paths  # noqa: E402
-from lobes.models.heads.frame import frame_scores, utterance_logits  # noqa: E402
-from lobes.evaluation.metrics import compute_eer  # noqa: E402
 from lobes.dataio.prepare import read_manifest  # noqa: E402
-from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
+from lobes.evaluation.metrics import compute_eer  # noqa: E402
 from lobes.evaluation.segments import (  # noqa: E402
     frames_per_segment,
     label_column,
@@ -45,6 +41,10 @@ from lobes.evaluation.segments import (  # noqa: E402
     segment_eer,
     write_segment_scores,
 )
+from lobes.models.heads.frame import frame_scores, utterance_logits  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
+from lobes.training.distributed import gather_unique  # noqa: E402
+from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "eval")
@@ -131,6 +131,7 @@ class SegmentBrain(PartialSpoofBrain):
             self.frame_outputs[utt_id] = (scores[i, : int(real_frames[i])], batch.segment_labels[i])
 
     def on_stage_start(self, stage, epoch=None):
+        """Also starts an empty collection of frame scores."""
         super().on_stage_start(stage, epoch)
         self.frame_outputs = {}
 

@@ -73,10 +73,11 @@ def scenefake_root(data_folder):
 
     Example
     -------
-    >>> scenefake_root("/no/such/folder")
+    >>> scenefake_root("/no/such/folder")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    FileNotFoundError: no SceneFake data in '/no/such/folder': expected train/{real,fake}/ (folder form) or wav/ with label lists (flat form)
+    FileNotFoundError: no SceneFake data in '/no/such/folder': expected train/{real,fake}/ (folder form) or wav/
+    with label lists (flat form)
     """
     for candidate in (data_folder, os.path.join(data_folder, "SceneFake")):
         if os.path.isdir(os.path.join(candidate, "wav")) or os.path.isdir(
@@ -322,10 +323,11 @@ def class_counts(split, trials, source):
 
     Example
     -------
-    >>> class_counts("dev", [Trial("a", "spoof", "fake", "-")], "dev/")
+    >>> class_counts("dev", [Trial("a", "spoof", "fake", "-")], "dev/")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ValueError: SceneFake split 'dev' (dev/) has only spoof trials (bonafide=0, spoof=1); every split needs both real and fake audio
+    ValueError: SceneFake split 'dev' (dev/) has only spoof trials (bonafide=0, spoof=1); every split needs both
+    real and fake audio
     """
     counts = {"bonafide": 0, "spoof": 0}
     counts.update({label: n for (label,), n in count_by(trials, "label").items()})
@@ -363,10 +365,11 @@ def prepare_scenefake(data_folder, save_folder, test_splits=("eval", "test"), sk
 
     Example
     -------
-    >>> prepare_scenefake("/no/such/folder", "out")
+    >>> prepare_scenefake("/no/such/folder", "out")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    FileNotFoundError: no SceneFake data in '/no/such/folder': expected train/{real,fake}/ (folder form) or wav/ with label lists (flat form)
+    FileNotFoundError: no SceneFake data in '/no/such/folder': expected train/{real,fake}/ (folder form) or wav/
+    with label lists (flat form)
     """
     root = scenefake_root(data_folder)
     layout = detect_layout(root)

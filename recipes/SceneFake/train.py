@@ -19,9 +19,9 @@ from speechbrain.utils.distributed import run_on_main
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from scenefake_prepare import prepare_scenefake  # noqa: E402
 
-from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.dataio.dataset import make_datasets  # noqa: E402
 from lobes.dataio.prepare import prepared_splits  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
 
 

@@ -1,5 +1,5 @@
-"""Bad input never ruins a run silently (issue 23): each test reproduces one
-row of the issue's table and checks the clear error or safe outcome."""
+"""Bad input never ruins a run silently: each test feeds one kind of bad
+input and checks the clear error or safe outcome."""
 
 import glob
 import os
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from lobes.training.recipe import load_recipe
 from lobes.training.options import check_options, plain_hparams
+from lobes.training.recipe import load_recipe
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FFN_YAML = os.path.join(REPO, "recipes", "ASVspoof2019", "hparams", "ffn.yaml")
@@ -60,16 +60,16 @@ import types  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
-
 from conftest import smoke_overrides  # noqa: E402
-from lobes.training.brain import SpoofBrain
-from lobes.utils.run_folder import rank_checkpoint  # noqa: E402
-from lobes.dataio.dataset import load_audio, make_datasets  # noqa: E402
+
 from lobes.dataio import audio_checks  # noqa: E402
 from lobes.dataio.audio_checks import NonFiniteAudioError  # noqa: E402
+from lobes.dataio.dataset import load_audio, make_datasets  # noqa: E402
 from lobes.dataio.prepare import AudioError, read_manifest  # noqa: E402
 from lobes.testing.synthetic import make_synthetic_la  # noqa: E402
+from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.training.finite_guard import NonFiniteTrainingError  # noqa: E402
+from lobes.utils.run_folder import rank_checkpoint  # noqa: E402
 
 sys.path.insert(0, os.path.join(REPO, "recipes", "ASVspoof2019"))
 from asvspoof2019_prepare import prepare_asvspoof2019  # noqa: E402

@@ -7,11 +7,11 @@ import os
 
 import pytest
 import torch
-
-from lobes.models.branches import plan_branches
-from lobes.evaluation.scores import read_scores
-from lobes.testing.synthetic import make_synthetic_la
 from test_multidepth import load_hparams, prepare_asvspoof2019, train_and_score
+
+from lobes.evaluation.scores import read_scores
+from lobes.models.branches import plan_branches
+from lobes.testing.synthetic import make_synthetic_la
 
 BRANCHED = {"n_layers": [1, 3], "heads": ["ffn", "aasist"], "init_seeds": [1, 5]}
 
@@ -85,9 +85,10 @@ def test_stopped_branches_are_neither_run_nor_updated(tmp_path, tiny_ssl):
     make_synthetic_la(tmp_path, counts, counts, seconds=(0.6, 0.8), seed=3)
     prepare_asvspoof2019(str(tmp_path), str(tmp_path / "manifests"))
     hparams = load_hparams(tmp_path / "out", tmp_path, tiny_ssl, [1, 2], heads=["ffn"], init_seeds=[1, 2])
+    import speechbrain as sb
+
     from lobes.dataio.dataset import make_datasets
     from lobes.training.brain import SpoofBrain
-    import speechbrain as sb
     brain = SpoofBrain(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
                        checkpointer=hparams["checkpointer"], run_opts={"device": "cpu"})
     brain.states["ffn/N2/seed2"].stopper.should_stop = True
@@ -104,6 +105,7 @@ def test_stopped_branches_are_neither_run_nor_updated(tmp_path, tiny_ssl):
 
 def test_a_branch_folder_scores_like_the_run(tmp_path, tiny_ssl, run_recipe):
     from conftest import smoke_overrides
+
     from lobes.inference.detector import SpoofDetector
 
     counts = {"train": 4, "dev": 3, "eval": 3}

@@ -9,13 +9,13 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "ASVspoof2019"))
+from conftest import assert_calibrated, smoke_overrides  # noqa: E402
 from crossdataset_prepare import (  # noqa: E402
     prepare_asvspoof2021,
     prepare_in_the_wild,
     read_asv21_scores,
 )
 
-from conftest import assert_calibrated, smoke_overrides  # noqa: E402
 from lobes.dataio.prepare import ProtocolError, read_manifest  # noqa: E402
 from lobes.evaluation.scores import read_scores  # noqa: E402
 from lobes.testing.synthetic import bonafide_signal, make_synthetic_la  # noqa: E402
@@ -40,7 +40,10 @@ ASV21_KEY = [
     "LA_0009 LA_E_4 alaw ita_tx bonafide target notrim progress",
 ]
 ASV21_SCORES = ["LA_0009 LA_E_1 3.5", "LA_0009 LA_E_2 -2.0", "LA_0009 LA_E_3 1.0", "LA_0009 LA_E_4 9.0"]
-ITW_META = "file,speaker,label\n0.wav,Alec Guinness,spoof\n1.wav,Alec Guinness,bona-fide\n2.wav,Barack Obama,bona-fide\n3.wav,Barack Obama,spoof\n"
+ITW_META = (
+    "file,speaker,label\n0.wav,Alec Guinness,spoof\n1.wav,Alec Guinness,bona-fide\n"
+    "2.wav,Barack Obama,bona-fide\n3.wav,Barack Obama,spoof\n"
+)
 
 
 def write_audio(folder, names, seed=0):
@@ -54,7 +57,7 @@ def build_asv21(root, track, key_lines, with_asv=False):
     keys = root / "keys" / track / "CM"
     keys.mkdir(parents=True)
     (keys / "trial_metadata.txt").write_text("\n".join(key_lines) + "\n")
-    write_audio(root / f"ASVspoof2021_{track}_eval" / "flac", [f"{l.split()[1]}.flac" for l in key_lines])
+    write_audio(root / f"ASVspoof2021_{track}_eval" / "flac", [f"{line.split()[1]}.flac" for line in key_lines])
     if with_asv:
         asv = root / "keys" / "LA" / "ASV"
         (asv / "ASVTorch_Kaldi").mkdir(parents=True)

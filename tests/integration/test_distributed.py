@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, smoke_overrides
+
 from lobes.dataio.batching import SortedBatchSampler
-from lobes.training.distributed import _interleave_unique, check_launch, check_split_sizes
 from lobes.evaluation.scores import read_scores
+from lobes.training.distributed import _interleave_unique, check_launch, check_split_sizes
 
 sys.path.insert(0, os.path.join(REPO, "recipes", "PartialSpoof"))
 from synthetic_partialspoof import make_partialspoof_tree  # noqa: E402
@@ -97,8 +97,8 @@ def test_hub_id_ssl_two_processes_offline(la_data, hub_ssl_cache, tmp_path, monk
     """ssl_source as users write it, a hub id, under torchrun: every rank loads
     it from the hub cache (offline here); the run folder then loads by that id."""
     import huggingface_hub.constants
-
     from conftest import HUB_SSL_ID
+
     from lobes.inference.detector import SpoofDetector
 
     output = tmp_path / "run"

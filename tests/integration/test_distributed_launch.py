@@ -11,8 +11,9 @@ import time
 import pytest
 import yaml
 from conftest import smoke_overrides
-from lobes.experiments.aggregate import load_results
 from test_distributed import DDP, run, scores, torchrun_command
+
+from lobes.experiments.aggregate import load_results
 
 pytestmark = [pytest.mark.torchrun, pytest.mark.slow]
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from lobes.evaluation.calibration import fit_calibration
-from lobes.evaluation.score_fusion import FusionError, fuse
 from lobes.evaluation.metrics import detection_metrics
+from lobes.evaluation.score_fusion import FusionError, fuse
 from lobes.evaluation.scores import ScoreRecord, read_scores, write_scores
 
 
@@ -90,7 +90,8 @@ def test_mismatched_trial_sets_are_refused_naming_the_trials(tmp_path):
     other = {k: (list(v[0]), v[1], v[2]) for k, v in truth.items()}
     other["eval"][0][7] = "eval_stranger"
     second = make_run(str(tmp_path / "b"), other, noise_seed=2)
-    with pytest.raises(FusionError, match=r"eval: .* scored different trials: only in the first 1 \(eval_7\); only in the second 1 \(eval_stranger\)"):
+    with pytest.raises(FusionError, match=r"eval: .* scored different trials: only in the first 1 \(eval_7\); "
+                                          r"only in the second 1 \(eval_stranger\)"):
         fuse([first, second], str(tmp_path / "fused"))
     assert not (tmp_path / "fused").exists()  # nothing written
     result = subprocess.run(

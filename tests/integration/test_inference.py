@@ -12,15 +12,15 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
-
 from conftest import INFERENCE_BATCH_SIZE as BATCH_SIZE
 from conftest import INFERENCE_MAX_SAMPLES as MAX_SAMPLES
 from conftest import REPO, smoke_overrides
 from conftest import inference_overrides as recipe_overrides
-from lobes.inference import cli as detect
+
 from lobes.dataio.dataset import crop_or_tile
-from lobes.inference.detector import SpoofDetector, read_audio, window_starts
 from lobes.evaluation.scores import read_scores
+from lobes.inference import cli as detect
+from lobes.inference.detector import SpoofDetector, read_audio, window_starts
 from lobes.testing.synthetic import make_synthetic_la
 
 RECIPE = os.path.join(REPO, "recipes", "ASVspoof2019")

@@ -19,10 +19,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from lobes.inference import cli as detect
-from lobes.inference.detector import SpoofDetector, read_audio
 from lobes.evaluation.rttm import read_rttm
+from lobes.inference import cli as detect
 from lobes.inference import streaming
+from lobes.inference.detector import SpoofDetector, read_audio
 from lobes.inference.stdin_stream import run_stream
 from lobes.inference.streaming import StreamScorer
 from lobes.testing.synthetic import bonafide_signal, make_synthetic_la, vocoder_resynthesis

@@ -8,7 +8,6 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from lobes.training.brain import SpoofBrain
 from lobes.dataio.dataset import make_datasets
 from lobes.evaluation.scores import read_scores
 from lobes.models.assembly import MultiDepthSSL, head_per_depth, layerwise_ssl
@@ -16,6 +15,7 @@ from lobes.models.branches import plan_branches
 from lobes.models.heads import FFNHead
 from lobes.models.ssl import LayerwiseSSL
 from lobes.testing.synthetic import make_synthetic_la
+from lobes.training.brain import SpoofBrain
 
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "ASVspoof2019")
 sys.path.insert(0, RECIPE)

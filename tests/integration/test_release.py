@@ -10,12 +10,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import HUB_COMMIT, REPO, make_hub_cache
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from conftest import HUB_COMMIT, REPO, make_hub_cache
-from lobes.inference import cli as detect
 from lobes import release as release_cli
+from lobes.inference import cli as detect
 from lobes.inference.detector import SpoofDetector
 from lobes.inference.release import (
     ENCODER_WEIGHTS,

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 import torch
-
 from codec_support import require_codecs
 from conftest import LA_COUNTS, REPO, assert_calibrated, smoke_overrides
+
 from lobes.evaluation.scores import read_scores
 
 
@@ -109,7 +109,8 @@ def recipe_codecs():
     """The codecs of the ASVspoof2019 recipe's default ``augment.codec.codecs``."""
     from lobes.training.options import plain_hparams
 
-    hparams = plain_hparams(os.path.join(REPO, "recipes", "ASVspoof2019", "hparams", "aasist_rawboost.yaml"), "data_folder: unused")
+    path = os.path.join(REPO, "recipes", "ASVspoof2019", "hparams", "aasist_rawboost.yaml")
+    hparams = plain_hparams(path, "data_folder: unused")
     return list(hparams["augment"]["codec"]["codecs"])
 
 
@@ -139,7 +140,9 @@ def test_a_codec_the_build_lacks_stops_start_up_by_name(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     # The override merges into the recipe's list: a build lacking one of
     # those names it in the same line.
-    assert last.startswith(f"error: augment.codec.codecs: the FFmpeg build of the installed PyAV {av.__version__} cannot run ")
+    assert last.startswith(
+        f"error: augment.codec.codecs: the FFmpeg build of the installed PyAV {av.__version__} cannot run "
+    )
     assert "madeup (no encoder libmadeup_enc and no decoder madeup_dec)" in last
     assert last.endswith(
         "from augment.codec.codecs, or install the locked versions (pip install --no-deps -r requirements/lock.txt)"

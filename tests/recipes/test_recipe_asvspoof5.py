@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from conftest import smoke_overrides
+
 from lobes.evaluation.scores import read_scores
 from lobes.testing.synthetic import make_synthetic_asvspoof5
 

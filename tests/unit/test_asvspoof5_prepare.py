@@ -10,9 +10,13 @@ import soundfile as sf
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "ASVspoof5"))
 from asvspoof5_prepare import prepare_asvspoof5  # noqa: E402
-from lobes.dataio.prepare import prepared_splits  # noqa: E402
 
-from lobes.dataio.prepare import AudioError, ProtocolError, read_manifest  # noqa: E402
+from lobes.dataio.prepare import (  # noqa: E402
+    AudioError,
+    ProtocolError,
+    prepared_splits,  # noqa: E402
+    read_manifest,
+)
 from lobes.testing.synthetic import make_synthetic_asvspoof5  # noqa: E402
 
 # Lines in the format of the released protocols (two taken from them).
@@ -159,6 +163,7 @@ def test_train_script_docstring_examples_and_challenge_file(tmp_path):
     import doctest
 
     from conftest import load_recipe_module
+
     from lobes.evaluation.scores import ScoreRecord
 
     train = load_recipe_module("ASVspoof5")

@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from codec_support import require_codecs, runnable
 
 from lobes.augment import build_augmenter
-from codec_support import require_codecs, runnable
 from lobes.augment.codec import CODECS, CodecRoundTrip, CodecSpec, best_lag, missing_codecs
 from lobes.augment.lists import musan_list, rirs_list
 from lobes.augment.noise import NoiseFromList, ReverbFromList, check_audio_list

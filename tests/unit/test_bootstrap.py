@@ -22,8 +22,8 @@ from lobes.evaluation.bootstrap import (
     weighted_metrics,
 )
 from lobes.evaluation.compare import main as compare_main
-from lobes.evaluation.score_stats import main as stats_main
 from lobes.evaluation.metrics import compute_eer, detection_metrics
+from lobes.evaluation.score_stats import main as stats_main
 from lobes.evaluation.scores import ScoreRecord
 
 

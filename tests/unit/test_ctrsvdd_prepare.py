@@ -15,8 +15,8 @@ sys.path.insert(0, RECIPE)
 import ctrsvdd_prepare  # noqa: E402
 from ctrsvdd_prepare import prepare_ctrsvdd  # noqa: E402
 
-from lobes.evaluation.metrics import compute_eer  # noqa: E402
 from lobes.dataio.prepare import AudioError, ProtocolError, read_manifest  # noqa: E402
+from lobes.evaluation.metrics import compute_eer  # noqa: E402
 from lobes.evaluation.scores import ScoreRecord  # noqa: E402
 
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lobes.models.layer_sum import MaskedLayerBatchNorm, WeightedLayerSum
 from lobes.models.heads import AASISTHead, AttentiveStatsPooling, FFNHead
 from lobes.models.heads.aasist import ResidualBlock
+from lobes.models.layer_sum import MaskedLayerBatchNorm, WeightedLayerSum
 
 
 def n_params(*modules):

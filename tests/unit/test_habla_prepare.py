@@ -315,7 +315,8 @@ def test_malformed_protocol_line_names_file_and_line(tmp_path):
 def test_protocol_label_contradicting_the_folder_is_rejected(tmp_path):
     dataset = build_full_release(tmp_path)
     edit_protocol(dataset, replace={0: "arf_00295 arf_00295_0000000000 - TTS spoof"})
-    with pytest.raises(ProtocolError, match=r"protocol\.txt:1: labelled spoof but .* is in Real/, which holds bonafide files"):
+    with pytest.raises(ProtocolError,
+                       match=r"protocol\.txt:1: labelled spoof but .* is in Real/, which holds bonafide files"):
         prepare_habla(str(tmp_path), str(tmp_path / "out"))
 
 

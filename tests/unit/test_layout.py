@@ -74,7 +74,9 @@ def test_no_import_goes_upward():
             if imported not in LAYERS:
                 violations.append(f"{relative} imports lobes.{imported} (not a layer)")
             elif LAYERS[imported] >= LAYERS[own]:
-                violations.append(f"{relative} ({own}, layer {LAYERS[own]}) imports lobes.{imported} (layer {LAYERS[imported]})")
+                violations.append(
+                    f"{relative} ({own}, layer {LAYERS[own]}) imports lobes.{imported} (layer {LAYERS[imported]})"
+                )
     assert not violations, "\n".join(violations)
 
 

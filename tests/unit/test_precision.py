@@ -9,12 +9,12 @@ import warnings
 import pytest
 import torch
 import torch.nn as nn
+from conftest import MODEL_FORMS
 
 import lobes.models.precision as precision_module
-from conftest import MODEL_FORMS
+from lobes.inference.detector import ScoringGraph
 from lobes.inference.fastpaths import build_scorer, check_backend
 from lobes.models.heads import FFNHead
-from lobes.inference.detector import ScoringGraph
 from lobes.models.precision import PrecisionFallbackWarning, full_precision, resolve_precision
 from lobes.models.ssl import LayerwiseSSL
 

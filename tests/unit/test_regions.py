@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from lobes.inference import cli as detect
 from lobes.evaluation.region_metrics import region_metrics
-from lobes.evaluation.rttm import format_rttm, read_rttm, write_rttm
 from lobes.evaluation.regions import center_spans, merge_regions, timeline_regions
-from lobes.inference.stdin_stream import pcm_chunks
+from lobes.evaluation.rttm import format_rttm, read_rttm, write_rttm
 from lobes.evaluation.timeline import read_timeline, write_timeline
+from lobes.inference import cli as detect
+from lobes.inference.stdin_stream import pcm_chunks
 
 LINE = "SPEAKER x 1 {} {} <NA> <NA> spoof <NA> <NA>\n"
 
@@ -112,7 +112,8 @@ def test_detect_usage_errors_before_the_model_loads(tmp_path, capsys):
     assert detect.main([str(model), str(audio), "--rttm", str(tmp_path / "r.rttm")]) == 2
     assert "calibration.json: expected numbers a > 0" in capsys.readouterr().err
     assert detect.main([str(model), str(audio), "--prior", "1.0"]) == 2
-    assert "--prior must be null (the cost model's effective prior) or a bona fide prior in (0, 1)" in capsys.readouterr().err
+    expected = "--prior must be null (the cost model's effective prior) or a bona fide prior in (0, 1)"
+    assert expected in capsys.readouterr().err
 
 
 def test_partialspoof_segment_scores_to_rttm(tmp_path, capsys):

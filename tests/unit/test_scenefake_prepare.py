@@ -13,9 +13,13 @@ RECIPE = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "SceneFa
 sys.path.insert(0, RECIPE)
 import scenefake_prepare  # noqa: E402
 from scenefake_prepare import prepare_scenefake  # noqa: E402
-from lobes.dataio.prepare import prepared_splits  # noqa: E402
 
-from lobes.dataio.prepare import AudioError, ProtocolError, read_manifest  # noqa: E402
+from lobes.dataio.prepare import (  # noqa: E402
+    AudioError,
+    ProtocolError,
+    prepared_splits,  # noqa: E402
+    read_manifest,
+)
 
 
 def load_train_module():

@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import MODEL_FORMS
 from transformers import AutoModel, BertConfig
 
-from conftest import MODEL_FORMS
 from lobes.models.ssl import LayerwiseSSL
 
 FORM_IDS = [f"{m}-{'large' if s else 'base'}" for m, s in MODEL_FORMS]
@@ -188,7 +188,6 @@ def test_a_hub_id_loads_offline_from_the_cache(tiny_ssl, hub_ssl_cache, monkeypa
     """ssl_source as users write it (a hub id), served by the hub cache with
     no network; an id the cache lacks is a clear error."""
     import huggingface_hub.constants
-
     from conftest import HUB_SSL_ID
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)

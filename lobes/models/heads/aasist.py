@@ -11,9 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lobes.models.precision import full_precision
-
 from lobes.models.heads.pooling import frame_mask
+from lobes.models.precision import full_precision
 
 
 class ResidualBlock(nn.Module):
@@ -226,7 +225,9 @@ class AASISTHead(nn.Module):
         self.gat_temporal = GraphAttention(n_channels, gat_dims[0], temperatures[1])
         self.pool_spectral = GraphPool(pool_ratios[0], gat_dims[0])
         self.pool_temporal = GraphPool(pool_ratios[1], gat_dims[0])
-        self.branches = nn.ModuleList([_HeterogeneousBranch(gat_dims, pool_ratios[2], temperatures[2]) for _ in range(2)])
+        self.branches = nn.ModuleList(
+            [_HeterogeneousBranch(gat_dims, pool_ratios[2], temperatures[2]) for _ in range(2)]
+        )
         self.branch_drop = nn.Dropout(0.2)
         self.readout_drop = nn.Dropout(0.5)
         self.classifier = nn.Linear(5 * gat_dims[1], 2)

@@ -2,9 +2,8 @@
 
 import torch.nn as nn
 
-from lobes.models.precision import full_precision
-
 from lobes.models.heads.pooling import AttentiveStatsPooling
+from lobes.models.precision import full_precision
 
 
 class FFNHead(nn.Module):

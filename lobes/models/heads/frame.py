@@ -3,9 +3,8 @@
 import torch
 import torch.nn as nn
 
-from lobes.models.precision import full_precision
-
 from lobes.models.heads.pooling import frame_mask
+from lobes.models.precision import full_precision
 
 
 class FrameHead(nn.Module):
