@@ -44,14 +44,11 @@ Example::
 """
 
 import argparse
-import logging
 import os  # noqa: F401  (doctests use it)
 import sys
-import warnings
 
 import torch
 from speechbrain.utils.distributed import ddp_broadcast, get_rank, is_distributed_initialized
-from transformers.utils import logging as transformers_logging
 
 from lobes.evaluation.calibration import check_prior
 from lobes.inference import timeline_outputs as long_audio
@@ -62,11 +59,13 @@ from lobes.inference.cli_options import (
     positive_int,
     seconds,
 )
-from lobes.inference.detector import AGGREGATIONS, SpoofDetector
+from lobes.inference.detector import SpoofDetector
 from lobes.inference.fastpaths import BACKENDS
 from lobes.inference.file_listing import list_audio, shown
+from lobes.inference.logs import quiet_libraries
 from lobes.inference.outputs import DESCRIPTIONS, OUTPUTS
-from lobes.inference.release import is_release_source
+from lobes.inference.release_loader import is_release_source
+from lobes.inference.scoring import AGGREGATIONS
 from lobes.inference.stdin_stream import STREAM_NAME, run_stream
 from lobes.models.precision import PRECISIONS
 from lobes.training.distributed import gather_unique, init_distributed, is_launched, world_size
@@ -163,15 +162,6 @@ def format_lines(files, scores, threshold=None):
     return lines
 
 
-def _quiet_libraries():
-    """Silences expected loading chatter so that errors and the progress bar stand out."""
-    transformers_logging.disable_progress_bar()
-    # "<model> is frozen" is the intended state of an inference model.
-    logging.getLogger("speechbrain.integrations.huggingface.huggingface").setLevel(logging.ERROR)
-    # Raised inside torch's attention for WavLM's masks; harmless (see pytest.ini).
-    warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
-
-
 def parse_args(argv=None):
     """The options of ``python -m lobes.detect``."""
     parser = argparse.ArgumentParser(
@@ -230,7 +220,7 @@ def main(argv=None):
     if not files:
         print("error: no audio files found", file=sys.stderr)
         return 2
-    _quiet_libraries()
+    quiet_libraries()
     device = args.device
     if is_launched():
         device = _init_distributed(args)
@@ -279,7 +269,7 @@ def main(argv=None):
 
 def _stream(args):
     """``PATH -`` with ``--stream``: scores stdin as it arrives (lobes.inference.stdin_stream)."""
-    _quiet_libraries()
+    quiet_libraries()
     try:
         detector = _load_detector(args, args.device)
         result = run_stream(args, detector)

@@ -36,11 +36,9 @@ Usage (tests/integration/test_inference.py runs all of this on a tiny trained mo
 """
 
 import logging
-import os
 import random
 import sys
 import warnings
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -48,145 +46,26 @@ import soundfile as sf  # noqa: F401  (doctests write files with it)
 import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.inference.interfaces import Pretrained
-from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.data_utils import batch_pad_right
 from tqdm import tqdm
 
-from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile, load_audio
+from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile
 from lobes.inference import streaming
+from lobes.inference.checkpoints import load_checkpoint
 from lobes.inference.fastpaths import build_scorer
+from lobes.inference.outputs import CalibratedOutputs
+from lobes.inference.release_loader import load_release
+from lobes.inference.run_loader import load_run_folder
+from lobes.inference.scoring import DetectionResult, aggregate, read_audio, window_starts
 from lobes.models.assembly import BranchSSL
 from lobes.models.heads.frame import FrameHead, UtteranceFrameHead
-from lobes.utils.run_folder import incomplete_checkpoint, rank_checkpoint
 
 logger = logging.getLogger(__name__)
 
-AGGREGATIONS = ("mean", "min")
 # Objects of a recipe's YAML that only training needs; ``None`` keeps them
 # from being built (a Checkpointer would create its folder wherever the
 # YAML says) and keeps the YAML's seed from reseeding the caller's RNGs.
 TRAINING_ONLY_OVERRIDES = {"checkpointer": None, "train_logger": None, "__set_seed": None}
-
-
-@dataclass(frozen=True)
-class DetectionResult:
-    """Scores of one recording.
-
-    Attributes
-    ----------
-    score : float
-        Utterance score, the bona fide logit (higher = more bona fide);
-        with windows, the aggregate of ``window_scores``.
-    window_scores : tuple of float
-        One score per scored segment (a single one without windowing).
-    window_starts : tuple of float
-        Start of each segment in seconds.
-    duration : float
-        Length of the recording in seconds.
-    llr, posterior : float or None
-        With a calibrated detector: the calibrated LLR of ``score`` and the
-        posterior probability of bona fide at the detector's ``prior``.
-    window_llrs : tuple of float or None
-        The calibrated LLR of each window score.
-    """
-
-    score: float
-    window_scores: tuple
-    window_starts: tuple
-    duration: float
-    llr: float = None
-    posterior: float = None
-    window_llrs: tuple = None
-
-
-def read_audio(path, sample_rate=SAMPLE_RATE):
-    """Reads any soundfile-readable file as mono float32 at ``sample_rate``.
-
-    Channels are averaged; other sample rates are resampled with
-    ``torchaudio.functional.resample``. Errors name the file.
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "stereo.wav"
-    >>> sf.write(path, np.ones((8000, 2)) * [0.2, 0.4], 8000)
-    >>> wav = read_audio(path)
-    >>> wav.shape, round(float(wav[4000]), 4)
-    (torch.Size([16000]), 0.3)
-    """
-    return load_audio(path, sample_rate, resample=True)
-
-
-def window_starts(n_samples, window, hop):
-    """Start samples of windows covering ``n_samples``; the last one ends the signal.
-
-    Example
-    -------
-    >>> window_starts(10, 4, 3)
-    [0, 3, 6]
-    >>> window_starts(11, 4, 3)
-    [0, 3, 6, 7]
-    >>> window_starts(3, 4, 3)
-    [0]
-    """
-    if window <= 0 or hop <= 0:
-        raise ValueError(f"window and hop must be positive, got {window} and {hop}")
-    if n_samples <= window:
-        return [0]
-    starts = list(range(0, n_samples - window + 1, hop))
-    if starts[-1] + window < n_samples:
-        starts.append(n_samples - window)
-    return starts
-
-
-def aggregate(scores, aggregation):
-    """Utterance score from window scores: ``"mean"`` or ``"min"``.
-
-    Example
-    -------
-    >>> aggregate([1.0, -2.0, 4.0], "mean"), aggregate([1.0, -2.0, 4.0], "min")
-    (1.0, -2.0)
-    """
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
-    return float(np.mean(scores)) if aggregation == "mean" else float(np.min(scores))
-
-
-def _rank_checkpoints(selection_metric):
-    """The recipe's own checkpoint ranking, as a Checkpointer importance key."""
-    return lambda checkpoint: rank_checkpoint(checkpoint.meta, selection_metric)
-
-
-def load_checkpoint(modules, checkpoint, selection_metric="EER"):
-    """Loads ``modules`` from a checkpoint; returns the checkpoint used.
-
-    Arguments
-    ---------
-    modules : dict
-        Name -> module; each needs a ``<name>.ckpt`` file in the checkpoint.
-    checkpoint : str
-        One ``CKPT+*`` folder, or a folder of them (a recipe's ``save/``),
-        in which case the best one is chosen as the recipe chooses it.
-    selection_metric : str
-        ``"EER"`` or ``"loss"``, the recipe's ``selection_metric``.
-    """
-    checkpoint = os.path.abspath(str(checkpoint))
-    single = os.path.isfile(os.path.join(checkpoint, "CKPT.yaml"))
-    folder = os.path.dirname(checkpoint) if single else checkpoint
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"checkpoint folder {folder} does not exist")
-    checkpointer = Checkpointer(folder, recoverables=modules)
-    rank = _rank_checkpoints(selection_metric)
-    candidates = checkpointer.list_checkpoints()
-    if single:
-        candidates = [c for c in candidates if os.path.abspath(c.path) == checkpoint]
-    if not candidates:
-        raise FileNotFoundError(f"no CKPT+* checkpoint found in {folder}")
-    best = max(candidates, key=rank)
-    problem = incomplete_checkpoint(best, modules)
-    if problem:  # a clear error, not a zip or unpickling error from torch
-        raise RuntimeError(f"checkpoint {best.path} cannot be loaded: {problem}")
-    checkpointer.load_checkpoint(best)
-    return best
 
 
 def _load_hparams(hparams_file, overrides):
@@ -271,8 +150,6 @@ class SpoofDetector(Pretrained):
     @property
     def outputs(self):
         """``lobes.inference.outputs.CalibratedOutputs``, or None without calibration."""
-        from lobes.inference.outputs import CalibratedOutputs
-
         if self.calibration is None:
             return None
         return CalibratedOutputs.from_calibration(self.calibration, self.prior)
@@ -356,8 +233,6 @@ class SpoofDetector(Pretrained):
         run. Keyword arguments: ``overrides`` (plain values), ``ssl_source``,
         ``run_opts`` and those of the constructor.
         """
-        from lobes.inference.run_loader import load_run_folder
-
         return load_run_folder(cls, folder, **kwargs)
 
     @classmethod
@@ -369,8 +244,6 @@ class SpoofDetector(Pretrained):
         holds its truncated encoder. Keyword arguments: ``run_opts``,
         ``revision``, ``cache_dir`` and those of the constructor.
         """
-        from lobes.inference.release import load_release
-
         return load_release(cls, source, **kwargs)
 
     def forward(self, wavs, wav_lens=None):

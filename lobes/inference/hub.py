@@ -7,7 +7,7 @@ answers from that cache alone, as users of the hub expect.
 
 import os
 
-from lobes.models.ssl import _looks_like_local_path
+from lobes.models.ssl import looks_like_local_path
 
 
 def resolve_release_source(source, revision=None, cache_dir=None, patterns=None):
@@ -17,7 +17,7 @@ def resolve_release_source(source, revision=None, cache_dir=None, patterns=None)
     expanded = os.path.expanduser(source)
     if os.path.isdir(expanded):
         return expanded
-    if _looks_like_local_path(source):
+    if looks_like_local_path(source):
         raise FileNotFoundError(f"release folder {source} does not exist")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError

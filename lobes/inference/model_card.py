@@ -11,6 +11,8 @@ import yaml
 from lobes.evaluation.metrics import ASVSPOOF5_COSTS
 
 # results.json metrics shown on the card: key, label, scale.
+from lobes.inference.release_loader import GOLDEN_TOLERANCE
+
 CARD_METRICS = (("eer", "EER (%)"), ("min_dcf", "minDCF"), ("act_dcf", "actDCF"), ("cllr", "Cllr"))
 CITATION = """@inproceedings{elkheir2025layerwise,
   title     = {Comprehensive Layer-wise Analysis of {SSL} Models for Audio Deepfake Detection},
@@ -180,7 +182,7 @@ def model_card(config, calibration, results, summary, name=None):
         "python -m lobes.detect THIS_FOLDER_OR_HUB_ID my_audio/ --output llr --out scores.txt",
         "```", "",
         "```python",
-        "from lobes.inference.detector import SpoofDetector",
+        "from lobes import SpoofDetector",
         "detector = SpoofDetector.from_pretrained(\"THIS_FOLDER_OR_HUB_ID\")",
         "result = detector.score_file(\"clip.flac\")  # result.score, result.llr, result.posterior",
         "```", "",
@@ -221,8 +223,6 @@ def _run_kind(run):
 
 
 def _golden_tolerance():
-    from lobes.inference.release import GOLDEN_TOLERANCE
-
     return f"{GOLDEN_TOLERANCE:g}"
 
 

@@ -10,6 +10,7 @@ import os
 import re
 
 from lobes.evaluation.calibration import read_calibration
+from lobes.inference.checkpoints import load_checkpoint
 from lobes.inference.model_spec import ModelSpec, build_modules
 from lobes.inference.plain_yaml import IgnoredTag, read_plain_yaml
 from lobes.models.branches import plan_branches
@@ -142,8 +143,6 @@ def load_run_folder(detector_class, folder, overrides=None, ssl_source=None, run
         ``window``, ``hop``, ``aggregation``, ``batch_size``, ``precision``,
         ``backend``, ``num_workers``.
     """
-    from lobes.inference.detector import load_checkpoint
-
     folder = os.path.normpath(str(folder))
     hparams_file, branch = locate_run(folder)
     values = read_plain_yaml(hparams_file)

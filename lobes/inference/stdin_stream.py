@@ -19,6 +19,7 @@ import numpy as np
 
 from lobes.dataio.dataset import SAMPLE_RATE
 from lobes.evaluation.timeline import TIMELINE_FIELDS, format_row, window_rows
+from lobes.inference.scoring import DetectionResult, aggregate
 from lobes.inference.streaming import StreamScorer
 from lobes.inference.timeline_outputs import bona_fide_prior
 
@@ -69,7 +70,6 @@ def run_stream(args, detector, stream=None, out=None):
     """Scores stdin (or ``stream``), printing rows to stdout (or ``out``) as
     windows complete; returns the ``DetectionResult`` of the whole stream
     (windows aggregated with ``args.aggregation``)."""
-    from lobes.inference.detector import DetectionResult, aggregate
 
     stream = stream if stream is not None else sys.stdin.buffer
     out = out if out is not None else sys.stdout

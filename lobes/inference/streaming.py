@@ -40,6 +40,7 @@ import torch
 from lobes.dataio.audio_checks import check_finite
 from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile
 from lobes.inference.blockread import StreamResampler, audio_length, iter_blocks, read_head
+from lobes.inference.scoring import DetectionResult, aggregate, read_audio
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,6 @@ def score_file_windows(detector, path, window=None, hop=None, aggregation=None,
     The same windows and scores as ``detector.score_file(path, window, hop)``
     (up to float rounding), in memory that does not grow with the file.
     """
-    from lobes.inference.detector import DetectionResult, aggregate  # inference imports this module
 
     aggregation = aggregation or detector.aggregation
     scorer = StreamScorer(detector, window, hop, batch_size=batch_size)
@@ -231,7 +231,6 @@ def read_scored_crop(path, n_samples, mode="first"):
     ``"random"`` crops are made deterministic (the first ``n_samples``) as
     ``SpoofDetector`` does.
     """
-    from lobes.inference.detector import read_audio
 
     if mode == "full":
         return read_audio(path)
@@ -253,7 +252,6 @@ def read_unless_long(path, max_samples=None):
     """``read_audio(path)``, or None when the file is longer than ``max_samples``
     (``WHOLE_FILE_SAMPLES`` by default; then ``score_file_windows`` scores it
     block by block)."""
-    from lobes.inference.detector import read_audio
 
     if audio_length(path) > (WHOLE_FILE_SAMPLES if max_samples is None else max_samples):
         return None

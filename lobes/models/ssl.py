@@ -37,7 +37,7 @@ SSL_CLASSES = {
 }
 
 
-def _looks_like_local_path(source):
+def looks_like_local_path(source):
     """True if ``source`` is meant as a folder rather than a hub id."""
     return (
         os.path.isabs(source)
@@ -230,7 +230,7 @@ class TruncatedSSLEncoder(HFTransformersInterface):
         self.requested_layers = int(n_layers)
         self.source = str(source)
         source = os.path.expanduser(self.source)
-        if _looks_like_local_path(self.source) and not os.path.isdir(source):
+        if looks_like_local_path(self.source) and not os.path.isdir(source):
             raise FileNotFoundError(
                 f"SSL source {self.source!r} looks like a local folder but does not exist"
             )

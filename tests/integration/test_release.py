@@ -167,7 +167,8 @@ def test_damaged_release_is_refused_naming_the_file(release, eval_paths, tmp_pat
     def no_audio(*args, **kwargs):
         raise AssertionError("audio was read before the model was checked")
 
-    monkeypatch.setattr("lobes.inference.detector.read_audio", no_audio)
+    for module in ("detector", "scoring", "streaming"):
+        monkeypatch.setattr(f"lobes.inference.{module}.read_audio", no_audio)
     assert detect.main([str(folder), eval_paths[0], "--no-progress", "--num-workers", "0"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and message in err

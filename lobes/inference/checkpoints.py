@@ -1,0 +1,45 @@
+"""Loading a run's selected checkpoint into modules built in code."""
+
+import os
+
+from speechbrain.utils.checkpoints import Checkpointer
+
+from lobes.utils.run_folder import incomplete_checkpoint, rank_checkpoint
+
+
+def _rank_checkpoints(selection_metric):
+    """The recipe's own checkpoint ranking, as a Checkpointer importance key."""
+    return lambda checkpoint: rank_checkpoint(checkpoint.meta, selection_metric)
+
+
+def load_checkpoint(modules, checkpoint, selection_metric="EER"):
+    """Loads ``modules`` from a checkpoint; returns the checkpoint used.
+
+    Arguments
+    ---------
+    modules : dict
+        Name -> module; each needs a ``<name>.ckpt`` file in the checkpoint.
+    checkpoint : str
+        One ``CKPT+*`` folder, or a folder of them (a recipe's ``save/``),
+        in which case the best one is chosen as the recipe chooses it.
+    selection_metric : str
+        ``"EER"`` or ``"loss"``, the recipe's ``selection_metric``.
+    """
+    checkpoint = os.path.abspath(str(checkpoint))
+    single = os.path.isfile(os.path.join(checkpoint, "CKPT.yaml"))
+    folder = os.path.dirname(checkpoint) if single else checkpoint
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"checkpoint folder {folder} does not exist")
+    checkpointer = Checkpointer(folder, recoverables=modules)
+    rank = _rank_checkpoints(selection_metric)
+    candidates = checkpointer.list_checkpoints()
+    if single:
+        candidates = [c for c in candidates if os.path.abspath(c.path) == checkpoint]
+    if not candidates:
+        raise FileNotFoundError(f"no CKPT+* checkpoint found in {folder}")
+    best = max(candidates, key=rank)
+    problem = incomplete_checkpoint(best, modules)
+    if problem:  # a clear error, not a zip or unpickling error from torch
+        raise RuntimeError(f"checkpoint {best.path} cannot be loaded: {problem}")
+    checkpointer.load_checkpoint(best)
+    return best
