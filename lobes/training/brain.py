@@ -9,10 +9,8 @@ metrics (``test_metrics``). Expected hparams: ``compute_cost`` (the loss,
 """
 
 import os
-import time
 
 import speechbrain as sb
-import torch
 from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast
 
 from lobes.evaluation.bootstrap import DEFAULT_REPLICATES, record_intervals, trial_speakers
@@ -49,20 +47,20 @@ class SpoofBrain(sb.Brain):
     frozen SSL, checkpoints hold only the fusion, the head and the
     optimizer.
 
-    A run is its branch plan (the YAML's ``branches``,
-    ``lobes.models.branches.plan_branches``), and every step runs the same
-    way for each branch (``lobes.training.branch_state``): the encoder once
-    (no grad when frozen), then each active branch's fusion, head, loss and
-    backward one after another, so that one branch's graph is alive at a
-    time. A single run is one branch, in the output folder itself. With
-    ``n_layers: [2, 4, 6, 12]`` every depth is a branch on the shared frozen
-    encoder pass, with its own dev selection, early stopping, checkpoints
-    and outputs in ``<output_folder>/N<n>/``; with ``heads`` and/or
-    ``init_seeds`` lists, every (head, depth, seed) is such a branch, in
-    ``<output_folder>/<head>/N<n>/seed<s>/``. A branch that has stopped
-    early is no longer run nor updated (its gradients stay None, which Adam
-    skips). Each branch has its own optimizer, so that gradient clipping is
-    per branch, as in a run of its own.
+    One model's step is SpeechBrain's: ``compute_forward`` (waveforms ->
+    truncated encoder -> layer fusion -> head -> logits) and
+    ``compute_objectives`` (the YAML's ``compute_cost``), run by
+    SpeechBrain's ``fit_batch``; a recipe's Brain may override either. A run
+    of several branches on one frozen encoder pass (``n_layers: [2, 4, 6,
+    12]``, ``heads`` or ``init_seeds`` lists; ``lobes.models.branches``)
+    trains with ``lobes.training.branched.BranchedTraining``'s step, which
+    ``brain_class_for`` adds from the YAML's plan. Everything else runs per
+    branch (``lobes.training.branch_state``): each has its own dev
+    selection, early stopping, checkpoints, optimizer (gradient clipping is
+    per branch, as in a run of its own) and outputs, in
+    ``<output_folder>/N<n>/`` or ``<output_folder>/<head>/N<n>/seed<s>/``; a
+    single run's are the output folder itself. A branch that has stopped
+    early is no longer run nor updated.
 
     Under ``torchrun`` (see docs/distributed.md), each
     rank trains on its shard (SpeechBrain's distributed samplers) and scores
@@ -91,19 +89,21 @@ class SpoofBrain(sb.Brain):
         self.encoder = self.ssl.encoder  # what runs the encoder pass (its DDP wrapper when fine-tuned)
 
     def _refuse_unsupported_options(self):
-        """SpeechBrain options that act on ``modules`` and hooks that a
-        subclass would expect in training: the training step runs each
-        branch's model and the encoder instead (``fit_batch``), so these
-        would silently do nothing; refused at start-up."""
+        """SpeechBrain options that act on ``modules``: the training step
+        runs the encoder and the branch models (DDP-wrapped on their own)
+        instead, so these would silently do nothing; refused at start-up.
+        A plan of several branches needs ``BranchedTraining``'s step."""
         if self.data_parallel_backend:
             raise ValueError("--data_parallel_backend is not supported: start the recipe with torchrun "
                              "instead (docs/distributed.md)")
         if self.compile or self.jit:
             raise ValueError("--compile and --jit are not supported in training; for fast scoring use "
                              "python -m lobes.detect --backend compile (docs/scoring.md)")
-        if type(self).compute_forward is not SpoofBrain.compute_forward:
-            raise TypeError(f"{type(self).__name__} overrides compute_forward, which training does not "
-                            "call (it runs the encoder once, then each branch): override branch_forward")
+        if len(self.branches) > 1 and not hasattr(self, "fit_branch"):
+            raise TypeError(
+                f"the YAML plans {len(self.branches)} branches (n_layers, heads or init_seeds lists): "
+                f"build the Brain with lobes.training.branched.brain_class_for({type(self).__name__}, hparams)"
+            )
 
     @property
     def ssl(self):
@@ -162,70 +162,44 @@ class SpoofBrain(sb.Brain):
         training and dev (a stopped branch's selection is final)."""
         return [name for name, state in self.states.items() if stage == sb.Stage.TEST or not state.stopped]
 
-    def _timed(self, key, fn, *args):
-        """``fn(*args)``, adding its time to ``compute_seconds[key]`` in a
-        branched run (which logs it; timing synchronises the GPU)."""
-        if not self.branched:
-            return fn(*args)
-        start = time.perf_counter()
-        out = fn(*args)
-        if self.device != "cpu" and torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.compute_seconds[key] += time.perf_counter() - start
-        return out
-
     def encoder_pass(self, batch, stage):
-        """The encoder pass all branches share: stacked layers, relative
-        frame lengths and the frame mask (``LayerwiseSSL.features``)."""
+        """The encoder's stacked layers 1..N (B, N, T, C), relative frame
+        lengths and frame mask (``LayerwiseSSL.features``). Training runs a
+        fine-tuned encoder's DDP wrapper; scoring runs the module itself."""
         wavs, wav_lens = batch.to(self.device).sig
         encoder = self.encoder if stage == sb.Stage.TRAIN else unwrap(self.encoder)
         return self.ssl.features(wavs, wav_lens, encoder)
 
-    def branch_forward(self, name, shared, stage):
-        """Branch ``name``'s logits (B, 2) ordered [spoof, bonafide] from the
-        shared encoder pass. Training runs its DDP wrapper; scoring runs the
+    def model(self, stage, name=None):
+        """Fusion and head (a ``BranchModel``) of branch ``name`` (None: the
+        run's one model). Training runs its DDP wrapper; scoring runs the
         module itself: no DDP collective runs in a dev or test forward pass,
         whose shards may differ in batch count."""
-        layers, frame_lens, mask = shared
         model = self.states[name].model
-        model = model if stage == sb.Stage.TRAIN else unwrap(model)
-        return model(layers, mask, frame_lens)
+        return model if stage == sb.Stage.TRAIN else unwrap(model)
 
     def compute_forward(self, batch, stage):
-        """Waveforms -> ``{branch: branch_forward(...)}`` of the active branches."""
-        shared = self.encoder_pass(batch, stage)
-        return {name: self.branch_forward(name, shared, stage) for name in self.active_branches(stage)}
+        """Waveforms -> truncated encoder -> layer fusion -> head: logits
+        (B, 2) ordered [spoof, bonafide]."""
+        layers, frame_lens, mask = self.encoder_pass(batch, stage)
+        return self.model(stage)(layers, mask, frame_lens)
 
-    def fit_batch(self, batch):
-        """SpeechBrain's training step, branch by branch: the encoder once,
-        then forward and backward of each active branch in turn (memory: the
-        shared layers plus one branch's graph), then one optimizer step.
-        Notes the trial ids with ``log_train_ids``."""
-        self.batch_ids = batch.id  # named if the loss or a parameter turns NaN
+    def compute_objectives(self, predictions, batch, stage):
+        """The YAML's loss, ``compute_cost(logits, labels)``; on dev and test
+        the bona fide logits are kept as the trials' scores."""
+        labels = batch.label_index.to(self.device)
+        loss = self.hparams.compute_cost(predictions, labels)
+        if stage != sb.Stage.TRAIN:
+            self.states[None].record(batch, predictions[:, 1], loss)
+            self.n_scored_batches += 1
+        return loss
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Notes the batch's trial ids: named if the loss or a parameter
+        turns NaN, and listed with ``log_train_ids``."""
+        self.batch_ids = batch.id
         if getattr(self.hparams, "log_train_ids", False):
             self.train_ids.extend(batch.id)
-        should_step = (self.step % self.grad_accumulation_factor) == 0
-        self.on_fit_batch_start(batch, should_step)
-        total = torch.zeros((), device=self.device)
-        with self.no_sync(not should_step):
-            with self.training_ctx:
-                shared = self._timed("encoder", self.encoder_pass, batch, sb.Stage.TRAIN)
-            for name in self.active_branches(sb.Stage.TRAIN):
-                total = total + self._timed("heads", self._fit_branch, name, batch, shared)
-        if should_step:
-            self.optimizers_step()
-        self.on_fit_batch_end(batch, None, total, should_step)
-        return total.detach().cpu()
-
-    def _fit_branch(self, name, batch, shared):
-        """Forward and backward of one branch on the shared layers; its loss."""
-        with self.training_ctx:
-            outputs = self.branch_forward(name, shared, sb.Stage.TRAIN)
-            loss = self.compute_objectives({name: outputs}, batch, sb.Stage.TRAIN)
-        scaled = self.scaler.scale(loss / self.grad_accumulation_factor)
-        self.check_loss_isfinite(scaled)
-        scaled.backward()
-        return loss.detach()
 
     def check_loss_isfinite(self, loss):
         """Stops at the first non-finite loss, naming the batch (SpeechBrain
@@ -236,21 +210,6 @@ class SpoofBrain(sb.Brain):
         """Stops when a step made a trainable parameter NaN or inf."""
         if should_step:
             check_parameters(self.modules, batch.id, self.hparams.epoch_counter.current)
-
-    def compute_objectives(self, predictions, batch, stage):
-        """The YAML's ``compute_cost(logits, labels)`` summed over branches
-        (their parameters are disjoint, so each branch trains as if alone);
-        collects scores."""
-        labels = batch.label_index.to(self.device)
-        total = 0.0
-        for name, logits in predictions.items():
-            loss = self.hparams.compute_cost(logits, labels)
-            total = total + loss
-            if stage != sb.Stage.TRAIN:
-                self.states[name].record(batch, logits[:, 1], loss)
-        if stage != sb.Stage.TRAIN:
-            self.n_scored_batches += 1
-        return total
 
     def init_optimizers(self):
         """Gives each branch an optimizer of its trainable parameters (with

@@ -5,6 +5,7 @@ import sys
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
+from lobes.training.branched import brain_class_for
 from lobes.training.distributed import DEFAULT_TIMEOUT_S, check_split_sizes, init_distributed
 from lobes.training.options import OptionError, check_options, plain_hparams
 
@@ -47,7 +48,7 @@ def train_and_test(brain_class, hparams, run_opts, datasets, test_sets):
     scores are written. Returns the brain.
     """
     check_split_sizes(datasets)
-    brain = brain_class(
+    brain = brain_class_for(brain_class, hparams)(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
         hparams=hparams,

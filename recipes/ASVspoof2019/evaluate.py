@@ -24,6 +24,7 @@ from crossdataset_prepare import prepare_asvspoof2021, prepare_in_the_wild  # no
 from train import ASVspoof2019Brain  # noqa: E402
 
 from lobes.dataio.dataset import make_dataset  # noqa: E402
+from lobes.training.branched import brain_class_for  # noqa: E402
 from lobes.training.recipe import load_recipe  # noqa: E402
 
 EVAL_SETS = {
@@ -39,7 +40,7 @@ def main():
     chosen = {name: hparams[key] for name, (key, _) in EVAL_SETS.items() if hparams.get(key)}
     if not chosen:
         sys.exit("give at least one of --asv21_la_folder, --asv21_df_folder, --itw_folder")
-    brain = ASVspoof2019Brain(
+    brain = brain_class_for(ASVspoof2019Brain, hparams)(
         modules=hparams["modules"], hparams=hparams, run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )

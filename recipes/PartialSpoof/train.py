@@ -93,13 +93,15 @@ class SegmentBrain(PartialSpoofBrain):
                 f"and leave heads and init_seeds null (given: {branching or 'n_layers list'})"
             )
 
-    def branch_forward(self, name, shared, stage):
-        """Frame logits (B, T, 2) and relative frame lengths."""
-        return super().branch_forward(name, shared, stage), shared[1]
+    def compute_forward(self, batch, stage):
+        """Waveforms -> encoder -> fusion -> frame head: frame logits (B, T, 2)
+        and relative frame lengths."""
+        layers, frame_lens, mask = self.encoder_pass(batch, stage)
+        return self.model(stage)(layers, mask, frame_lens), frame_lens
 
     def compute_objectives(self, predictions, batch, stage):
         """Frame plus utterance loss; collects frame and utterance scores."""
-        frame_logits, feat_lens = predictions[None]
+        frame_logits, feat_lens = predictions
         n_frames = frame_logits.shape[1]
         real_frames = torch.round(feat_lens * n_frames).long().clamp(1, n_frames)
         utt_logits = utterance_logits(frame_logits, feat_lens, self.hparams.utterance_pooling)

@@ -89,8 +89,14 @@ def test_stopped_branches_are_neither_run_nor_updated(tmp_path, tiny_ssl):
 
     from lobes.dataio.dataset import make_datasets
     from lobes.training.brain import SpoofBrain
-    brain = SpoofBrain(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
-                       checkpointer=hparams["checkpointer"], run_opts={"device": "cpu"})
+    from lobes.training.branched import brain_class_for
+    with pytest.raises(TypeError, match=r"the YAML plans 4 branches .*brain_class_for\(SpoofBrain, hparams\)"):
+        SpoofBrain(modules=hparams["modules"], hparams=hparams, run_opts={"device": "cpu"})
+    brain = brain_class_for(SpoofBrain, hparams)(
+        modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
+        checkpointer=hparams["checkpointer"], run_opts={"device": "cpu"},
+    )
+    assert type(brain).__name__ == "BranchedSpoofBrain"
     brain.states["ffn/N2/seed2"].stopper.should_stop = True
     frozen = copy.deepcopy(hparams["head"]["ffn/N2/seed2"].state_dict())
     brain.fit(brain.hparams.epoch_counter, make_datasets(hparams)["train"],
@@ -126,3 +132,21 @@ def test_a_branch_folder_scores_like_the_run(tmp_path, tiny_ssl, run_recipe):
     assert results["config"]["head_type"] == "aasist" and "pooling" not in results["config"]
     with pytest.raises(ValueError, match=r"several branches \(\['ffn/N1/seed3', .*load one of its"):
         SpoofDetector.from_output_folder(output)  # the run folder itself: which branch?
+
+
+def test_a_brain_with_its_own_step_trains_single_runs_only(tmp_path, tiny_ssl):
+    """A recipe Brain may override compute_forward, as in SpeechBrain; a plan
+    of several branches, which trains with its own step, is then refused."""
+    from lobes.training.brain import SpoofBrain
+    from lobes.training.branched import brain_class_for
+
+    class OwnForward(SpoofBrain):
+        def compute_forward(self, batch, stage):
+            return super().compute_forward(batch, stage)
+
+    single = load_hparams(tmp_path / "single", tmp_path, tiny_ssl, 2)
+    assert brain_class_for(OwnForward, single) is OwnForward
+    several = load_hparams(tmp_path / "several", tmp_path, tiny_ssl, [1, 2], heads=["ffn"], init_seeds=[1])
+    with pytest.raises(TypeError, match=r"OwnForward overrides compute_forward, the step of one model; "
+                                        r"the YAML plans 2 branches"):
+        brain_class_for(OwnForward, several)

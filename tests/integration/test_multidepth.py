@@ -16,6 +16,7 @@ from lobes.models.heads import FFNHead
 from lobes.models.ssl import LayerwiseSSL
 from lobes.testing.synthetic import make_synthetic_la
 from lobes.training.brain import SpoofBrain
+from lobes.training.branched import brain_class_for
 
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "ASVspoof2019")
 sys.path.insert(0, RECIPE)
@@ -69,7 +70,7 @@ def train_and_score(hparams, init=None):
     if init is not None:
         hparams["ssl"].fusion.load_state_dict(init[0])
         hparams["head"].load_state_dict(init[1])
-    brain = SpoofBrain(
+    brain = brain_class_for(SpoofBrain, hparams)(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
         hparams=hparams,

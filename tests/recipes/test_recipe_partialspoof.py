@@ -103,8 +103,7 @@ def alone_and_padded(brain, dataset):
 def test_utterance_scores_alone_equal_padded(ps_data, large_ssl, tmp_path):
     brain, datasets = build_brain("ffn.yaml", ps_data, large_ssl, tmp_path / "ffn")
     alone, padded = alone_and_padded(brain, datasets["eval"])
-    # SpoofBrain returns {branch: logits}; a single depth is branch None.
-    alone, padded = alone[None], padded[None]
+    # One model: compute_forward gives its logits (B, 2).
     assert padded.shape == (2, 2)
     assert torch.allclose(alone[0], padded[0], atol=1e-5)
 
@@ -112,8 +111,8 @@ def test_utterance_scores_alone_equal_padded(ps_data, large_ssl, tmp_path):
 def test_frame_scores_alone_equal_padded(ps_data, large_ssl, tmp_path):
     brain, datasets = build_brain("segment.yaml", ps_data, large_ssl, tmp_path / "seg")
     alone, padded = alone_and_padded(brain, datasets["dev"])
-    # Every Brain returns {branch: outputs}; the segment task's are (frame logits, lengths).
-    (alone, _), (padded, padded_lens) = alone[None], padded[None]
+    # The segment task's compute_forward gives (frame logits, relative lengths).
+    (alone, _), (padded, padded_lens) = alone, padded
     n_frames = alone.shape[1]
     assert padded.shape[1] > n_frames
     assert torch.allclose(padded_lens[0] * padded.shape[1], torch.tensor(float(n_frames)))
