@@ -10,13 +10,13 @@ import torchaudio
 
 from lobes.augment import build_augmenter
 from lobes.dataio.audio_checks import NonFiniteAudioError, check_finite, scan_files
+from lobes.utils.choices import CROP_MODES
 from lobes.utils.files import atomic_write_text
 
 # Fixed, never learned from data order: logits and targets are [spoof, bonafide].
 LABELS = {"spoof": 0, "bonafide": 1}
 SAMPLE_RATE = 16000
 logger = logging.getLogger(__name__)
-CROP_MODES = ("first", "random", "full")
 
 
 def load_audio(path, sample_rate=SAMPLE_RATE, resample=False):

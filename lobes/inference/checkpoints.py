@@ -1,9 +1,11 @@
 """Loading a run's selected checkpoint into modules built in code."""
 
+import glob
 import os
 
 from speechbrain.utils.checkpoints import Checkpointer
 
+from lobes.utils.choices import DEFAULT_SELECTION_METRIC
 from lobes.utils.run_folder import incomplete_checkpoint, rank_checkpoint
 
 
@@ -12,7 +14,7 @@ def _rank_checkpoints(selection_metric):
     return lambda checkpoint: rank_checkpoint(checkpoint.meta, selection_metric)
 
 
-def load_checkpoint(modules, checkpoint, selection_metric="EER"):
+def load_checkpoint(modules, checkpoint, selection_metric=DEFAULT_SELECTION_METRIC):
     """Loads ``modules`` from a checkpoint; returns the checkpoint used.
 
     Arguments
@@ -43,3 +45,23 @@ def load_checkpoint(modules, checkpoint, selection_metric="EER"):
         raise RuntimeError(f"checkpoint {best.path} cannot be loaded: {problem}")
     checkpointer.load_checkpoint(best)
     return best
+
+
+def holds_branch_modules(checkpoint):
+    """Whether ``checkpoint`` (a ``CKPT+*`` folder or a folder of them) holds
+    one branch's ``fusion`` and ``head`` (a multi-depth or branched run's
+    branch folder) rather than a run's ``ssl`` and ``head``.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path") / "CKPT+1"
+    >>> folder.mkdir()
+    >>> _ = (folder / "CKPT.yaml").write_text("end-of-epoch: true")
+    >>> _ = (folder / "fusion.ckpt").write_bytes(b"")
+    >>> holds_branch_modules(folder), holds_branch_modules(folder.parent)
+    (True, True)
+    """
+    checkpoint = os.path.abspath(str(checkpoint))
+    single = os.path.isfile(os.path.join(checkpoint, "CKPT.yaml"))
+    folders = [checkpoint] if single else glob.glob(os.path.join(glob.escape(checkpoint), "CKPT+*"))
+    return any(os.path.isfile(os.path.join(folder, "fusion.ckpt")) for folder in folders)

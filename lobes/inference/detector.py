@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile
 from lobes.inference import streaming
-from lobes.inference.checkpoints import load_checkpoint
+from lobes.inference.checkpoints import holds_branch_modules, load_checkpoint
 from lobes.inference.fastpaths import build_scorer
 from lobes.inference.outputs import CalibratedOutputs
 from lobes.inference.release_loader import load_release
@@ -59,6 +59,7 @@ from lobes.inference.run_loader import load_run_folder
 from lobes.inference.scoring import DetectionResult, aggregate, read_audio, window_starts
 from lobes.models.assembly import BranchSSL
 from lobes.models.heads.frame import FrameHead, UtteranceFrameHead
+from lobes.utils.choices import DEFAULT_CROP, DEFAULT_MAX_SAMPLES, DEFAULT_SELECTION_METRIC
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +159,8 @@ class SpoofDetector(Pretrained):
                  aggregation="mean", batch_size=8, precision="fp32", backend="eager",
                  num_workers=0):
         super().__init__(modules=modules, hparams=hparams, run_opts=run_opts, freeze_params=True)
-        self.crop_mode = hparams.get("eval_crop", "first")
-        self.max_samples = int(hparams.get("max_samples", 64600))
+        self.crop_mode = hparams.get("eval_crop", DEFAULT_CROP)
+        self.max_samples = int(hparams.get("max_samples", DEFAULT_MAX_SAMPLES))
         self.window, self.hop = window, hop
         self.aggregation = aggregation
         self.batch_size = int(batch_size)
@@ -174,7 +175,7 @@ class SpoofDetector(Pretrained):
 
     @classmethod
     def from_hparams(cls, hparams_file, checkpoint, overrides=None, run_opts=None,
-                     ssl_source=None, branch_checkpoint=False, branch=None, **kwargs):
+                     ssl_source=None, branch=None, **kwargs):
         """Builds the model from a hparams file and loads a checkpoint.
 
         Arguments
@@ -185,7 +186,9 @@ class SpoofDetector(Pretrained):
             for ``data_folder`` and the model settings.
         checkpoint : str
             A ``CKPT+*`` folder or a folder of them (best one chosen by the
-            recipe's rule: dev ``selection_metric``, then the other metric).
+            recipe's rule: dev ``selection_metric``, then the other metric):
+            a run's (``ssl`` and ``head``), or one branch's of a multi-depth
+            or branched run (``fusion`` and ``head``), told apart by its files.
         overrides : dict, optional
             HyperPyYAML overrides.
         run_opts : dict, optional
@@ -193,9 +196,6 @@ class SpoofDetector(Pretrained):
         ssl_source : str, optional
             Where to load the SSL from instead of the YAML's ``ssl_source``
             (e.g. a local copy of the hub model).
-        branch_checkpoint : bool
-            The checkpoint is one depth's of a multi-depth run (it holds
-            ``fusion`` and ``head`` instead of ``ssl`` and ``head``).
         branch : str, optional
             Score this branch (``N<n>`` or ``<head>/N<n>/seed<s>``) of the
             multi-depth or branched run that ``hparams_file`` describes.
@@ -214,8 +214,10 @@ class SpoofDetector(Pretrained):
             if branch not in modules["ssl"].fusions:
                 raise FileNotFoundError(f"the run in {hparams_file} has no branch {branch}")
             modules = {"ssl": BranchSSL(modules["ssl"], branch), "head": modules["head"][branch]}
-        stored = {"fusion": modules["ssl"].fusion, "head": modules["head"]} if branch_checkpoint or branch else modules
-        selected = load_checkpoint(stored, checkpoint, hparams.get("selection_metric", "EER"))
+        stored = modules
+        if branch is not None or holds_branch_modules(checkpoint):
+            stored = {"fusion": modules["ssl"].fusion, "head": modules["head"]}
+        selected = load_checkpoint(stored, checkpoint, hparams.get("selection_metric", DEFAULT_SELECTION_METRIC))
         logger.info("loaded checkpoint %s (%s)", selected.path, selected.meta)
         if type(modules["head"]) is FrameHead:  # segment.yaml: utterance scores as the recipe pools them
             modules["head"] = UtteranceFrameHead.from_frame_head(

@@ -12,6 +12,7 @@ from lobes.evaluation.metrics import ASVSPOOF5_COSTS
 
 # results.json metrics shown on the card: key, label, scale.
 from lobes.inference.release_loader import GOLDEN_TOLERANCE
+from lobes.utils.choices import DEFAULT_CROP
 
 CARD_METRICS = (("eer", "EER (%)"), ("min_dcf", "minDCF"), ("act_dcf", "actDCF"), ("cllr", "Cllr"))
 CITATION = """@inproceedings{elkheir2025layerwise,
@@ -93,7 +94,7 @@ def _scored_audio(config):
     'whole files scored'
     """
     crop = config["crop"]
-    if crop.get("eval_crop", "first") == "full":
+    if crop.get("eval_crop", DEFAULT_CROP) == "full":
         return "whole files scored"
     samples = crop["max_samples"]  # "random" crops are for training: detectors score the first
     return f"first {samples} samples ({samples / config['sample_rate']:.2f} s) scored, shorter audio tiled"
@@ -112,7 +113,7 @@ def score_name(head_type):
 
 def _length_limitation(config):
     """The card's limitation on audio length, by the crop the model scores."""
-    if config["crop"].get("eval_crop", "first") == "full":
+    if config["crop"].get("eval_crop", DEFAULT_CROP) == "full":
         return ("- Whole files are scored at once: memory grows with the file; long recordings are "
                 "better scored with `--window` (and partially spoofed audio with `--aggregation min`).")
     return ("- One crop of about 4 s per file by default: longer audio needs `--window`; partially "

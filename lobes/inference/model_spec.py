@@ -13,6 +13,7 @@ import torch
 
 from lobes.models.heads.registry import build_head, resolve_head, scoring_head_class
 from lobes.models.ssl import LayerwiseSSL
+from lobes.utils.choices import DEFAULT_CROP, DEFAULT_MAX_SAMPLES, DEFAULT_SELECTION_METRIC
 
 
 @dataclass
@@ -48,9 +49,9 @@ class ModelSpec:
     normalize_waveform: bool = None
     use_attention_mask: bool = True
     freeze: bool = True
-    max_samples: int = 64600
-    eval_crop: str = "first"
-    selection_metric: str = "EER"
+    max_samples: int = DEFAULT_MAX_SAMPLES
+    eval_crop: str = DEFAULT_CROP
+    selection_metric: str = DEFAULT_SELECTION_METRIC
 
     def to_dict(self):
         """The spec as a plain dict."""

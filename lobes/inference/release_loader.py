@@ -18,6 +18,7 @@ from lobes.inference.hub import resolve_release_source
 from lobes.inference.model_spec import ModelSpec, build_modules, head_class_for
 from lobes.models.layer_sum import WeightedLayerSum
 from lobes.models.ssl import SSL_CLASSES, SUPPORTED_MODEL_TYPES, looks_like_local_path
+from lobes.utils.choices import DEFAULT_CROP
 from lobes.utils.run_folder import CALIBRATION_FILE, HPARAMS_FILE
 
 FORMAT = "lobes-countermeasure-release"
@@ -178,7 +179,7 @@ def release_spec(folder, config):
         normalize_waveform=bool(config["normalize_waveform"]),
         use_attention_mask=bool(config.get("use_attention_mask", True)),
         max_samples=int(config["crop"]["max_samples"]),
-        eval_crop=config["crop"].get("eval_crop", "first"),
+        eval_crop=config["crop"].get("eval_crop", DEFAULT_CROP),
     )
 
 

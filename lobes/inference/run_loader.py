@@ -7,7 +7,6 @@ loaded into them. The result scores exactly as the recipe scored.
 """
 
 import os
-import re
 
 from lobes.evaluation.calibration import read_calibration
 from lobes.inference.checkpoints import load_checkpoint
@@ -15,7 +14,8 @@ from lobes.inference.model_spec import ModelSpec, build_modules
 from lobes.inference.plain_yaml import IgnoredTag, read_plain_yaml
 from lobes.models.branches import plan_branches
 from lobes.models.heads.registry import name_from_class_path
-from lobes.utils.run_folder import HPARAMS_FILE, SAVE_DIR
+from lobes.utils.choices import DEFAULT_CROP, DEFAULT_MAX_SAMPLES, DEFAULT_SELECTION_METRIC
+from lobes.utils.run_folder import HPARAMS_FILE, SAVE_DIR, SINGLE_RUN, is_branch_name
 
 # ``LayerwiseSSL`` keyword arguments a recipe may set on its ``ssl:`` entry.
 SSL_OPTIONS = ("include_cnn_output", "fusion_norm", "normalize_waveform", "use_attention_mask", "freeze")
@@ -24,7 +24,8 @@ NOT_HEAD_OPTIONS = ("ssl", "branches", "head_type", "head_class")
 
 
 def locate_run(folder):
-    """``(hparams file, branch or None)`` of a run folder or branch folder.
+    """``(hparams file, branch name)`` of a run folder (branch ``"."``) or
+    branch folder.
 
     A branch folder is ``<run>/N<n>/`` (multi-depth run) or
     ``<run>/<head>/N<n>/seed<s>/`` (branched run) with the run's
@@ -35,12 +36,12 @@ def locate_run(folder):
         raise FileNotFoundError(f"model folder {folder} does not exist")
     hparams_file = os.path.join(folder, HPARAMS_FILE)
     if os.path.isfile(hparams_file):
-        return hparams_file, None
+        return hparams_file, SINGLE_RUN
     parts = folder.split(os.sep)
-    for levels, pattern in ((1, r"N\d+"), (3, r"\w+/N\d+/seed-?\d+")):
+    for levels in (1, 3):
         branch = "/".join(parts[-levels:])
         parent_hparams = os.path.join(os.sep.join(parts[:-levels]), HPARAMS_FILE)
-        if re.fullmatch(pattern, branch) and os.path.isfile(parent_hparams):
+        if is_branch_name(branch) and os.path.isfile(parent_hparams):
             return parent_hparams, branch
     raise FileNotFoundError(
         f"{folder} is not a recipe output folder: it has no hyperparams.yaml "
@@ -77,7 +78,7 @@ def recorded_head_name(values, hparams_file):
     raise ValueError(f"{hparams_file} names no head class (head_class: !name:... or head: !new:...)")
 
 
-def run_spec(values, hparams_file, branch=None, ssl_source=None):
+def run_spec(values, hparams_file, branch=SINGLE_RUN, ssl_source=None):
     """The ``ModelSpec`` of a run (or of one of its branches) from the plain
     values of its ``hyperparams.yaml``."""
     def need(key):
@@ -87,11 +88,11 @@ def run_spec(values, hparams_file, branch=None, ssl_source=None):
         return value
 
     n_layers, own_head = need("n_layers"), recorded_head_name(values, hparams_file)
-    # The run's branch plan, as its Brain had it; a single run's one branch is named None.
+    # The run's branch plan, as its Brain had it; a single run's one branch is its folder, ".".
     plan = plan_branches(n_layers, own_head, _plain(values.get("seed")),
                          _plain(values.get("heads")), _plain(values.get("init_seeds")))
     match = [b for b in plan if b.name == branch]
-    if not match and branch is None:
+    if not match and branch == SINGLE_RUN:
         raise ValueError(
             f"{hparams_file} describes a run of several branches ({[b.name for b in plan]}): "
             "load one of its N<n>/ (or <head>/N<n>/seed<s>/) folders"
@@ -114,9 +115,9 @@ def run_spec(values, hparams_file, branch=None, ssl_source=None):
         head_type=head_type,
         head_options=head_options,
         own_head_type=own_head,
-        max_samples=int(_plain(values.get("max_samples")) or 64600),
-        eval_crop=_plain(values.get("eval_crop")) or "first",
-        selection_metric=_plain(values.get("selection_metric")) or "EER",
+        max_samples=int(_plain(values.get("max_samples")) or DEFAULT_MAX_SAMPLES),
+        eval_crop=_plain(values.get("eval_crop")) or DEFAULT_CROP,
+        selection_metric=_plain(values.get("selection_metric")) or DEFAULT_SELECTION_METRIC,
         **options,
     )
 
@@ -149,7 +150,8 @@ def load_run_folder(detector_class, folder, overrides=None, ssl_source=None, run
     values.update(overrides or {})
     spec = run_spec(values, hparams_file, branch, ssl_source)
     modules = build_modules(spec, head_classes, hparams_file)
-    stored = modules if branch is None else {"fusion": modules["ssl"].fusion, "head": modules["head"]}
+    # A branch folder's checkpoints hold its fusion and head; a single run's, the ssl entry.
+    stored = modules if branch == SINGLE_RUN else {"fusion": modules["ssl"].fusion, "head": modules["head"]}
     selected = load_checkpoint(stored, os.path.join(folder, SAVE_DIR), spec.selection_metric)
     detector = detector_class(modules, spec.detector_hparams(), run_opts=run_opts, **detector_kwargs)
     detector.checkpoint = selected

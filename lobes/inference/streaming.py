@@ -41,6 +41,7 @@ from lobes.dataio.audio_checks import check_finite
 from lobes.dataio.dataset import SAMPLE_RATE, crop_or_tile
 from lobes.inference.blockread import StreamResampler, audio_length, iter_blocks, read_head
 from lobes.inference.scoring import DetectionResult, aggregate, read_audio
+from lobes.utils.choices import DEFAULT_CROP
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def score_file_windows(detector, path, window=None, hop=None, aggregation=None,
     )
 
 
-def read_scored_crop(path, n_samples, mode="first"):
+def read_scored_crop(path, n_samples, mode=DEFAULT_CROP):
     """The part of ``path`` that a detector without windows scores, decoding
     only that part (the whole file for ``mode="full"``).
 

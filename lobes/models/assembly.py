@@ -11,10 +11,11 @@ branch (``head_per_depth``), and the single-branch view a detector loads
 import torch  # noqa: F401  (doctests use it)
 import torch.nn as nn
 
-from lobes.models.branches import Branch, BranchModel, is_single_run, plan_branches, seeded
+from lobes.models.branches import SINGLE, Branch, BranchModel, is_single_run, plan_branches, seeded
 from lobes.models.heads.registry import build_head, head_name, resolve_head
 from lobes.models.layer_sum import WeightedLayerSum
 from lobes.models.ssl import LayerwiseSSL
+from lobes.utils.run_folder import SINGLE_RUN
 
 
 class MultiDepthSSL(LayerwiseSSL):
@@ -124,7 +125,7 @@ def encoder_plan(ssl):
     unknown to its encoder: None)."""
     if isinstance(ssl, MultiDepthSSL):
         return list(ssl.branches)
-    return [Branch(None, ssl.encoder.n_layers, None, None)]
+    return [Branch(None, ssl.encoder.n_layers, None, SINGLE_RUN, SINGLE)]
 
 
 def checked_plan(ssl, branches=None):
@@ -138,17 +139,17 @@ def checked_plan(ssl, branches=None):
     >>> from lobes.testing.tiny_models import save_tiny_ssl
     >>> ssl = LayerwiseSSL(save_tiny_ssl(getfixture("tmp_path"), "wavlm"), n_layers=2)
     >>> checked_plan(ssl, plan_branches(2, "ffn", 1))
-    [Branch(head='ffn', depth=2, seed=None, name=None)]
+    [Branch(head='ffn', depth=2, seed=None, name='.', kind='single')]
     >>> checked_plan(ssl, plan_branches(3, "ffn", 1))  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ValueError: the branch plan [(None, 3)] differs from the encoder's [(None, 2)]: give the encoder,
+    ValueError: the branch plan [('.', 3)] differs from the encoder's [('.', 2)]: give the encoder,
     head_per_depth and the Brain the same `branches`
     """
     built = encoder_plan(ssl)
     branches = list(branches) if branches else built
-    planned = sorted((b.name or "", b.depth) for b in branches)
-    if planned != sorted((b.name or "", b.depth) for b in built):
+    planned = sorted((b.name, b.depth) for b in branches)
+    if planned != sorted((b.name, b.depth) for b in built):
         raise ValueError(
             f"the branch plan {[(b.name, b.depth) for b in branches]} differs from the encoder's "
             f"{[(b.name, b.depth) for b in built]}: "
@@ -184,7 +185,7 @@ def head_per_depth(ssl, head_class, branches=None, **kwargs):
 def branch_model(ssl, head, name):
     """Branch ``name``'s fusion and head as one ``BranchModel``; ``head``
     is ``head_per_depth``'s (one head, or ``BranchHeads``)."""
-    return BranchModel(ssl.branch_fusion(name), head if name is None else head[name])
+    return BranchModel(ssl.branch_fusion(name), head if name == SINGLE_RUN else head[name])
 
 
 class BranchSSL(nn.Module):

@@ -17,22 +17,30 @@ import torch
 
 from lobes.models.heads.registry import HEADS, gives_frame_logits, head_name
 from lobes.utils.files import atomic_write_text
-from lobes.utils.run_folder import branch_name, depth_name
+from lobes.utils.run_folder import SINGLE_RUN, branch_name, depth_name, is_branch_name
+
+# What kind of run a plan is, recorded on each of its branches.
+SINGLE = "single"  # one model; its branch is the output folder itself
+DEPTHS = "depths"  # one branch per depth of an n_layers list, in N<n>/
+BRANCHED = "branched"  # one branch per (head, depth, seed), in <head>/N<n>/seed<s>/
 
 
 @dataclass(frozen=True)
 class Branch:
     """One (head, depth, seed) of a run and the subfolder of its outputs.
 
-    A single run is a plan of one branch named None: its outputs are the
-    run's own folder, and its seed is None (the initialisation draws from
-    the run's seeded random stream, as a depth branch's does).
+    ``kind`` says which run it belongs to (``SINGLE``, ``DEPTHS`` or
+    ``BRANCHED``). ``name`` is its output folder relative to the run's
+    (``SINGLE_RUN``, ``"."``, for a single run). ``seed`` is the seed of its
+    initialisation in a branched run; a single run's and a depth branch's
+    draw from the run's seeded random stream instead (seed None).
     """
 
     head: str
     depth: int
     seed: int
     name: str
+    kind: str = BRANCHED
 
 
 def _as_list(option, value, kind):
@@ -70,7 +78,7 @@ def plan_branches(n_layers, head_class, seed, heads=None, init_seeds=None):
     Example
     -------
     >>> plan_branches(4, "ffn", 1)
-    [Branch(head='ffn', depth=4, seed=None, name=None)]
+    [Branch(head='ffn', depth=4, seed=None, name='.', kind='single')]
     >>> [b.name for b in plan_branches([2, 4], "ffn", 1)]
     ['N2', 'N4']
     >>> [b.name for b in plan_branches(2, "ffn", 1, heads=["ffn", "aasist"], init_seeds=[1, 7])]
@@ -85,9 +93,9 @@ def plan_branches(n_layers, head_class, seed, heads=None, init_seeds=None):
     depths = _as_list("n_layers", n_layers, int)
     if heads is None and init_seeds is None:
         if not multi_depth:
-            return [Branch(own, depths[0], None, None)]
+            return [Branch(own, depths[0], None, SINGLE_RUN, SINGLE)]
         # Depth branches keep the run's seeded random stream (seed None).
-        return [Branch(own, d, None, depth_name(d)) for d in sorted(depths)]
+        return [Branch(own, d, None, depth_name(d), DEPTHS) for d in sorted(depths)]
     head_names = _as_list("heads", [own] if heads is None else heads, str)
     # Utterance heads only: a frame head trains alone (PartialSpoof's segment task).
     utterance_heads = sorted(name for name, cls in HEADS.items() if not gives_frame_logits(cls))
@@ -99,7 +107,7 @@ def plan_branches(n_layers, head_class, seed, heads=None, init_seeds=None):
             )
     seeds = _as_list("init_seeds", [seed] if init_seeds is None else init_seeds, int)
     return [
-        Branch(head, d, s, branch_name(head, d, s))
+        Branch(head, d, s, branch_name(head, d, s), BRANCHED)
         for head in head_names
         for d in sorted(depths)
         for s in seeds
@@ -107,14 +115,14 @@ def plan_branches(n_layers, head_class, seed, heads=None, init_seeds=None):
 
 
 def is_single_run(plan):
-    """True for the plan of a single run (one branch, named None).
+    """True for the plan of a single run (one branch, the output folder itself).
 
     Example
     -------
     >>> is_single_run(plan_branches(4, "ffn", 1)), is_single_run(plan_branches([4], "ffn", 1))
     (True, False)
     """
-    return len(plan) == 1 and plan[0].name is None
+    return len(plan) == 1 and plan[0].kind == SINGLE
 
 
 def seeded(seed, build):
@@ -166,7 +174,7 @@ def check_branch_folders(output_folder, branches):
                 continue
             for seed_dir in sorted(os.listdir(depth_dir)):
                 name = f"{head}/{depth}/{seed_dir}"
-                if seed_dir.startswith("seed") and name not in expected:
+                if is_branch_name(name) and name not in expected:
                     found.append(name)
     if found:
         raise ValueError(

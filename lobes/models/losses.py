@@ -8,13 +8,11 @@ returns the scalar loss. Swap it in the YAML, as SpeechBrain recipes do::
         class_weights: !ref <class_weights>
 """
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-N_CLASSES = 2  # [spoof, bonafide]
+from lobes.utils.choices import check_class_weights
 
 
 class WeightedCrossEntropy(nn.Module):
@@ -44,19 +42,8 @@ class WeightedCrossEntropy(nn.Module):
 
     def __init__(self, class_weights):
         super().__init__()
-        weights = list(class_weights) if isinstance(class_weights, (list, tuple)) else None
-        if (
-            weights is None
-            or len(weights) != N_CLASSES
-            or not all(
-                isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0
-                for w in weights
-            )
-        ):
-            raise ValueError(
-                f"class_weights={class_weights!r} must list {N_CLASSES} positive weights, [spoof, bonafide]"
-            )
-        self.register_buffer("weight", torch.tensor(weights, dtype=torch.float), persistent=False)
+        check_class_weights(class_weights)
+        self.register_buffer("weight", torch.tensor(list(class_weights), dtype=torch.float), persistent=False)
 
     def forward(self, logits, labels):
         """The weighted mean cross-entropy of ``logits`` (B, 2) against ``labels`` (B,)."""

@@ -26,6 +26,7 @@ from transformers.utils import logging as transformers_logging
 from lobes.models.heads.pooling import frame_mask
 from lobes.models.layer_sum import WeightedLayerSum
 from lobes.models.precision import ambient_autocast_dtype, bf16_supported, resolve_precision
+from lobes.utils.run_folder import SINGLE_RUN
 
 SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
 # Config and model classes of each supported model type (building an encoder
@@ -546,9 +547,9 @@ class LayerwiseSSL(nn.Module):
         mask = None if wav_lens is None else frame_mask(frame_lens, layers.shape[2], layers.device)
         return layers, frame_lens, mask
 
-    def branch_fusion(self, name=None):
-        """The fusion of branch ``name``: this run's only one (name None)."""
-        if name is not None:
+    def branch_fusion(self, name=SINGLE_RUN):
+        """The fusion of branch ``name``: this single run's only one."""
+        if name != SINGLE_RUN:
             raise KeyError(f"a single-depth encoder has no branch {name!r}")
         return self.fusion
 

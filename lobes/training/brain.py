@@ -19,7 +19,7 @@ from lobes.evaluation.metrics import record_metrics, records_eer
 from lobes.evaluation.scores import write_scores
 from lobes.evaluation.summary import print_summary
 from lobes.models.assembly import branch_model, checked_plan
-from lobes.models.branches import claim_branch_folders
+from lobes.models.branches import BRANCHED, claim_branch_folders
 from lobes.models.heads.registry import head_name
 from lobes.training.branch_state import run_states
 from lobes.training.distributed import (
@@ -34,7 +34,7 @@ from lobes.training.distributed import (
 from lobes.training.finite_guard import check_loss, check_metrics, check_parameters
 from lobes.training.run_config import run_config
 from lobes.utils.files import atomic_write_text
-from lobes.utils.run_folder import add_test_set, discard_incomplete_checkpoints, rank_checkpoint, score_path
+from lobes.utils.run_folder import SINGLE_RUN, add_test_set, discard_incomplete_checkpoints, rank_checkpoint, score_path
 
 
 class SpoofBrain(sb.Brain):
@@ -76,7 +76,7 @@ class SpoofBrain(sb.Brain):
         super().__init__(*args, **kwargs)
         plan = checked_plan(self.ssl, getattr(self.hparams, "branches", None))
         self.branches = {b.name: b for b in plan}
-        self.branched = any(b.seed is not None for b in plan)  # (head, depth, seed) branches
+        self.branched = any(b.kind == BRANCHED for b in plan)  # (head, depth, seed) branches
         self.world_size = world_size()
         self.compute_seconds = {"encoder": 0.0, "heads": 0.0}
         self._refuse_unsupported_options()
@@ -170,9 +170,9 @@ class SpoofBrain(sb.Brain):
         encoder = self.encoder if stage == sb.Stage.TRAIN else unwrap(self.encoder)
         return self.ssl.features(wavs, wav_lens, encoder)
 
-    def model(self, stage, name=None):
-        """Fusion and head (a ``BranchModel``) of branch ``name`` (None: the
-        run's one model). Training runs its DDP wrapper; scoring runs the
+    def model(self, stage, name=SINGLE_RUN):
+        """Fusion and head (a ``BranchModel``) of branch ``name`` (by default
+        a single run's one model). Training runs its DDP wrapper; scoring runs the
         module itself: no DDP collective runs in a dev or test forward pass,
         whose shards may differ in batch count."""
         model = self.states[name].model
@@ -190,7 +190,7 @@ class SpoofBrain(sb.Brain):
         labels = batch.label_index.to(self.device)
         loss = self.hparams.compute_cost(predictions, labels)
         if stage != sb.Stage.TRAIN:
-            self.states[None].record(batch, predictions[:, 1], loss)
+            self.states[SINGLE_RUN].record(batch, predictions[:, 1], loss)
             self.n_scored_batches += 1
         return loss
 
@@ -230,10 +230,12 @@ class SpoofBrain(sb.Brain):
             params = encoder + [p for p in unwrap(state.model).parameters() if p.requires_grad]
             state.optimizer = self.opt_class(params)
             if self.checkpointer is not None:
-                key = "optimizer" if name is None else f"optimizer_{name.replace('/', '_')}"
+                key = "optimizer" if name == SINGLE_RUN else f"optimizer_{name.replace('/', '_')}"
                 self.checkpointer.add_recoverable(key, state.optimizer)
         # SpeechBrain's key for a single run's optimizer, the branch names otherwise.
-        self.optimizers_dict = {name or "opt_class": state.optimizer for name, state in self.states.items()}
+        self.optimizers_dict = {
+            "opt_class" if name == SINGLE_RUN else name: state.optimizer for name, state in self.states.items()
+        }
         self.optimizer = next(iter(self.optimizers_dict.values()))
         # Last step before SpeechBrain resumes, once every recoverable is known:
         # set aside the checkpoints a crash left half-written.
@@ -301,7 +303,7 @@ class SpoofBrain(sb.Brain):
             # Training compute so far: the shared encoder and all branches.
             meta.update({f"{k}_s": round(v, 2) for k, v in self.compute_seconds.items()})
         for name, metrics in branch_metrics.items():
-            prefix = "" if name is None else f"{name} "
+            prefix = "" if name == SINGLE_RUN else f"{name} "
             weights = self.branch_layer_weights(name).tolist()
             meta[f"{prefix}layer_weights"] = " ".join(f"{w:.4f}" for w in weights)
             valid[f"{prefix}loss"] = metrics["loss"]
@@ -318,7 +320,7 @@ class SpoofBrain(sb.Brain):
         """Keeps each branch's best checkpoint; early stopping on dev loss
         (the paper's rule), per branch; the run stops when all branches have."""
         for name, metrics in branch_metrics.items():  # never save a NaN checkpoint
-            check_metrics(metrics, epoch, name)
+            check_metrics(metrics, epoch, None if name == SINGLE_RUN else name)
         for name, metrics in branch_metrics.items():
             self.states[name].select(epoch, metrics, self.checkpoint_rank)
         if all(state.own_counter for state in self.states.values()):
@@ -386,5 +388,5 @@ class SpoofBrain(sb.Brain):
             layer_weights=self.branch_layer_weights(branch).tolist(),
             selected_checkpoint={k: v for k, v in selected.items() if k != "unixtime"},
         )
-        title = name if branch is None else f"{name} ({branch})"
+        title = name if branch == SINGLE_RUN else f"{name} ({branch})"
         print_summary(title, metrics, results["layer_weights"])

@@ -1,6 +1,6 @@
 """What one branch of a run owns while it trains and scores.
 
-A run is a set of branches: one for a single-depth run (name ``None``, the
+A run is a set of branches: one for a single-depth run (name ``"."``, the
 run's own folder, checkpointer and epoch counter), one per depth of a
 multi-depth run, one per (head, depth, seed) of a branched run (see
 ``lobes.models.branches``). Each ``BranchState`` holds the branch's folder,
@@ -17,8 +17,10 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounterWithStopper
 
 from lobes.evaluation.scores import ScoreRecord
+from lobes.models.branches import SINGLE
 from lobes.training.distributed import gather_unique
 from lobes.training.finite_guard import check_metrics
+from lobes.utils.choices import SELECTION_METRICS
 from lobes.utils.run_folder import SAVE_DIR
 
 logger = logging.getLogger(__name__)
@@ -29,8 +31,8 @@ class BranchState:
 
     Arguments
     ---------
-    name : str or None
-        The branch name (``"N4"``, ``"ffn/N4/seed1"``), None for a single run.
+    name : str
+        The branch name (``"N4"``, ``"ffn/N4/seed1"``), ``"."`` for a single run.
     folder : str
         Its output folder (scores, ``results.json``, ``save/``).
     checkpointer : speechbrain.utils.checkpoints.Checkpointer
@@ -111,7 +113,7 @@ class BranchState:
         """Loads the selected checkpoint, refusing one with NaN figures."""
         found = self.best_checkpoint(rank)
         check_metrics(
-            {k: found.meta[k] for k in ("EER", "loss") if k in found.meta},
+            {k: found.meta[k] for k in SELECTION_METRICS if k in found.meta},
             found.meta.get("epoch"),
             f"checkpoint {found.path}",
         )
@@ -122,7 +124,7 @@ class BranchState:
 def run_states(plan, output_folder, run_checkpointer, epoch_counter, models):
     """``{name: BranchState}`` for every branch of a run's ``plan``.
 
-    A single run's branch (name None) is the run itself: the output folder,
+    A single run's branch (name ".") is the run itself: the output folder,
     the run's checkpointer and epoch counter. Any other branch gets a
     folder inside the output folder, a checkpointer of its own there (its
     fusion and head: its best model only) and an early stopper of the
@@ -145,8 +147,8 @@ def run_states(plan, output_folder, run_checkpointer, epoch_counter, models):
     states = {}
     for branch in plan:
         model = models[branch.name]
-        if branch.name is None:
-            states[None] = BranchState(None, output_folder, run_checkpointer, epoch_counter, model)
+        if branch.kind == SINGLE:
+            states[branch.name] = BranchState(branch.name, output_folder, run_checkpointer, epoch_counter, model)
             continue
         folder = os.path.join(output_folder, branch.name)
         checkpointer = Checkpointer(

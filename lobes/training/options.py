@@ -17,11 +17,8 @@ import os
 from hyperpyyaml.core import resolve_references
 from ruamel.yaml import YAML
 
-# Same values as lobes.dataio.dataset.CROP_MODES and lobes.training.brain.rank_checkpoint; kept
-# here so that the check imports neither torch nor the model code.
-CROP_MODES = ("first", "random", "full")
-SELECTION_METRICS = ("EER", "loss")
-N_CLASSES = 2  # logits are [spoof, bonafide]
+from lobes.utils.choices import CROP_MODES, SELECTION_METRICS, check_class_weights
+
 NONFINITE_AUDIO = ("error", "skip")
 # Options that must be > 0 (sizes, counts, rates and durations).
 POSITIVE = ("max_samples", "batch_size", "lr", "number_of_epochs", "ddp_timeout")
@@ -87,17 +84,10 @@ def check_options(hparams, hparams_file="the YAML"):
             f"allowed: {', '.join(NONFINITE_AUDIO)}"
         )
     if "class_weights" in hparams:
-        weights = hparams["class_weights"]
-        if (
-            not isinstance(weights, (list, tuple))
-            or len(weights) != N_CLASSES
-            or not all(isinstance(w, numbers.Number) and not isinstance(w, bool) and w > 0
-                       for w in weights)
-        ):
-            shown = list(weights) if isinstance(weights, (list, tuple)) else weights
-            raise OptionError(
-                f"class_weights={shown!r} must list {N_CLASSES} positive weights, [spoof, bonafide]"
-            )
+        try:
+            check_class_weights(hparams["class_weights"])
+        except ValueError as err:
+            raise OptionError(str(err)) from None
     for name in POSITIVE:
         if name in hparams and not _number(name, hparams[name]) > 0:
             raise OptionError(f"{name}={hparams[name]!r} must be greater than 0")

@@ -5,7 +5,7 @@ Every result says how it was made: the recipe's hparams that matter
 own depth, head and seed, with the run it came from.
 """
 
-from lobes.models.branches import BRANCH_SEMANTICS
+from lobes.models.branches import BRANCH_SEMANTICS, DEPTHS, SINGLE
 from lobes.models.heads.registry import head_name
 
 # hparams copied into results.json so every result says how it was made.
@@ -39,8 +39,8 @@ def run_config(hparams, branch=None, head_type=None):
         The recipe's hparams (attributes, as ``Brain.hparams`` has them).
     branch : lobes.models.branches.Branch, optional
         The branch the result belongs to (a single run's, or None: the YAML's
-        own configuration). A branch with a seed belongs to a run of (head,
-        depth, seed) branches, one without to a multi-depth run.
+        own configuration); its ``kind`` says whether it is one depth of a
+        multi-depth run or one (head, depth, seed) of a branched run.
     head_type : str, optional
         The recorded name of the result's head
         (``lobes.models.heads.registry.head_name``).
@@ -50,7 +50,7 @@ def run_config(hparams, branch=None, head_type=None):
     >>> from types import SimpleNamespace
     >>> from lobes.models.heads import FFNHead
     >>> run_config(SimpleNamespace(n_layers=[2, 4], head_class=FFNHead, seed=1),
-    ...            SimpleNamespace(depth=4, head="ffn", seed=None, name="N4"), "ffn")
+    ...            SimpleNamespace(depth=4, head="ffn", seed=None, name="N4", kind="depths"), "ffn")
     {'n_layers': 4, 'head_type': 'ffn', 'seed': 1, 'multi_depth_run': [2, 4]}
     """
     config = {
@@ -58,9 +58,9 @@ def run_config(hparams, branch=None, head_type=None):
         for key in RUN_CONFIG_KEYS
         if (head_type is not None if key == "head_type" else hasattr(hparams, key))
     }
-    if branch is None or branch.name is None:  # a single run: its YAML says it all
+    if branch is None or branch.kind == SINGLE:  # a single run: its YAML says it all
         return config
-    if branch.seed is None:  # one depth of a multi-depth run
+    if branch.kind == DEPTHS:  # one depth of a multi-depth run
         config.update(n_layers=branch.depth, multi_depth_run=hparams.n_layers)
         return config
     config.update(head_type=branch.head, n_layers=branch.depth, seed=branch.seed)

@@ -18,11 +18,13 @@ import json
 import logging
 import math
 import os
+import re
 import zipfile
 
 from speechbrain.utils.checkpoints import PARAMFILE_EXT
 from speechbrain.utils.distributed import run_on_main
 
+from lobes.utils.choices import SELECTION_METRICS
 from lobes.utils.files import atomic_write_text
 from lobes.utils.safe_paths import safe_name
 
@@ -34,7 +36,12 @@ CALIBRATION_FILE = "calibration.json"
 SAVE_DIR = "save"
 SCORES_DIR = "scores"
 DEV_SET = "dev"
-SELECTION_METRICS = ("EER", "loss")
+# Branch folders: N<n> (depth), <head>/N<n>/seed<s> (head, depth, seed); a
+# single run's one branch is the output folder itself.
+SINGLE_RUN = "."
+DEPTH_FOLDER = re.compile(r"N\d+")
+SEED_FOLDER = re.compile(r"seed-?\d+")
+HEAD_FOLDER = re.compile(r"\w+")
 
 
 def ssl_name(source):
@@ -52,6 +59,25 @@ def ssl_name(source):
 def depth_name(depth):
     """Name of a depth's branch and output subfolder, e.g. ``N4``."""
     return f"N{depth}"
+
+
+def is_branch_name(name):
+    """Whether ``name`` (``/``-separated, below a run folder) is a branch
+    folder: ``N<n>`` of a multi-depth run or ``<head>/N<n>/seed<s>`` of a
+    branched run.
+
+    Example
+    -------
+    >>> [is_branch_name(n) for n in ("N4", "ffn/N4/seed42", "MyHead/N2/seed-1", "ffn/N4", "scores")]
+    [True, True, True, False, False]
+    """
+    parts = name.split("/")
+    if len(parts) == 1:
+        return DEPTH_FOLDER.fullmatch(parts[0]) is not None
+    return (
+        len(parts) == 3 and HEAD_FOLDER.fullmatch(parts[0]) is not None
+        and DEPTH_FOLDER.fullmatch(parts[1]) is not None and SEED_FOLDER.fullmatch(parts[2]) is not None
+    )
 
 
 def branch_name(head, depth, seed):

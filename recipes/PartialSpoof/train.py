@@ -45,6 +45,7 @@ from lobes.models.heads.frame import frame_scores, utterance_logits  # noqa: E40
 from lobes.training.brain import SpoofBrain  # noqa: E402
 from lobes.training.distributed import gather_unique  # noqa: E402
 from lobes.training.recipe import load_recipe, train_and_test  # noqa: E402
+from lobes.utils.run_folder import SINGLE_RUN  # noqa: E402
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "eval")
@@ -87,7 +88,7 @@ class SegmentBrain(PartialSpoofBrain):
         super().__init__(*args, **kwargs)
         # segment.yaml builds one encoder and one frame head, whatever these say.
         branching = [o for o in ("heads", "init_seeds") if getattr(self.hparams, o, None) is not None]
-        if branching or list(self.states) != [None]:
+        if branching or len(self.states) != 1:
             raise ValueError(
                 "the segment task trains one model per run: give n_layers a single value "
                 f"and leave heads and init_seeds null (given: {branching or 'n_layers list'})"
@@ -124,9 +125,9 @@ class SegmentBrain(PartialSpoofBrain):
         return self.hparams.frame_cost(frame_logits[:, :width][valid], labels[:, :width][valid])
 
     def _collect(self, batch, utt_scores, scores, real_frames, loss):
-        # SpoofBrain's collection (branch None: a single depth) feeds its dev
+        # SpoofBrain's collection (the run's one branch) feeds its dev
         # selection, early stopping and score files.
-        self.states[None].record(batch, utt_scores, loss)
+        self.states[SINGLE_RUN].record(batch, utt_scores, loss)
         self.n_scored_batches += 1
         scores = scores.detach().float().cpu().numpy()
         for i, utt_id in enumerate(batch.id):

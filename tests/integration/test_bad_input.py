@@ -211,7 +211,7 @@ def test_nonfinite_checkpoint_is_neither_saved_nor_selected():
     checkpointer = types.SimpleNamespace(save_and_keep_only=lambda **kw: saved.append(kw))
     brain = fake_brain(checkpointer=checkpointer)
     with pytest.raises(NonFiniteTrainingError, match="not saved"):
-        SpoofBrain._select_and_stop(brain, 1, {None: {"EER": 100.0, "loss": float("nan")}})
+        SpoofBrain._select_and_stop(brain, 1, {".": {"EER": 100.0, "loss": float("nan")}})
     assert saved == []
     nan = {"EER": float("nan"), "loss": float("nan")}
     worse = {"EER": 49.0, "loss": 5.0}

@@ -302,3 +302,24 @@ def test_detect_output_columns(release, eval_paths, tmp_path, capsys):
     capsys.readouterr()
     assert detect.main([str(release[0]), eval_paths[0], "--output", "prob", "--prior", "1.5", *common]) == 2
     assert "--prior must be" in capsys.readouterr().err
+
+
+def test_a_run_folder_that_recorded_head_type_loads(run_folder, run_detector, eval_paths, tmp_path):
+    """Run folders written when a YAML named its head twice (``head_type: ffn``
+    beside a nested ``head_class``) load and score as before."""
+    folder = tmp_path / "old"
+    shutil.copytree(run_folder, folder)
+    hparams = folder / "hyperparams.yaml"
+    lines = hparams.read_text().splitlines()
+    (anchor,) = [line for line in lines if line.startswith("head_class: &")]
+    alias = "*" + anchor.split("&", 1)[1].split()[0]
+    old = [
+        "head_type: ffn" if line == anchor else line.replace(alias, "!name:lobes.models.heads.FFNHead")
+        for line in lines
+    ]
+    hparams.write_text("\n".join(old) + "\n")
+    assert "head_type: ffn" in hparams.read_text() and alias not in hparams.read_text()
+    loaded = SpoofDetector.from_output_folder(folder)
+    assert loaded.model_spec.head_type == "ffn"
+    assert [r.score for r in loaded.score_files(eval_paths)] == pytest.approx(
+        [r.score for r in run_detector.score_files(eval_paths)], abs=1e-6)

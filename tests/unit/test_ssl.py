@@ -177,7 +177,7 @@ def test_fine_tuning_optimizer_lists_the_parameters_it_always_did(tiny_models, f
     ssl = LayerwiseSSL(tiny_models[form], n_layers=2, freeze=False)
     head = FFNHead(ssl.output_size)
     state = SimpleNamespace(model=BranchModel(ssl.fusion, head), checkpointer=None)
-    brain = SimpleNamespace(opt_class=torch.optim.Adam, ssl=ssl, states={None: state}, checkpointer=None)
+    brain = SimpleNamespace(opt_class=torch.optim.Adam, ssl=ssl, states={".": state}, checkpointer=None)
     SpoofBrain.init_optimizers(brain)
     expected = [p for n, p in ssl.named_parameters() if ".feature_extractor." not in n] + list(head.parameters())
     assert [id(p) for p in state.optimizer.param_groups[0]["params"]] == [id(p) for p in expected]
