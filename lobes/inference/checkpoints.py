@@ -7,6 +7,10 @@ from speechbrain.utils.checkpoints import Checkpointer
 
 from lobes.utils.choices import DEFAULT_SELECTION_METRIC
 from lobes.utils.run_folder import incomplete_checkpoint, rank_checkpoint
+from lobes.utils.safe_checkpoints import use_safe_load_hooks
+
+# Every checkpoint a detector loads is read as tensors only.
+use_safe_load_hooks()
 
 
 def _rank_checkpoints(selection_metric):

@@ -10,6 +10,7 @@ transformers version does with ``hidden_states`` and the final LayerNorm of
 
 import contextlib
 import json
+import logging
 import os
 
 import torch
@@ -27,6 +28,9 @@ from lobes.models.heads.pooling import frame_mask
 from lobes.models.layer_sum import WeightedLayerSum
 from lobes.models.precision import ambient_autocast_dtype, bf16_supported, resolve_precision
 from lobes.utils.run_folder import SINGLE_RUN
+from lobes.utils.safe_checkpoints import load_tensor_archive
+
+logger = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
 # Config and model classes of each supported model type (building an encoder
@@ -321,6 +325,14 @@ class TruncatedSSLEncoder(HFTransformersInterface):
             if isinstance(getattr(layer, "layer_norm", None), nn.LayerNorm):
                 conv_layers[index] = ChannelFirstLayerNormConv(layer)
 
+    def _load_sb_pretrained_parameters(self, path):
+        """A SpeechBrain checkpoint in ``source`` (a ``.ckpt`` file beside the
+        config), loaded as tensors only (``load_tensor_archive``), where
+        SpeechBrain's own loader would unpickle it."""
+        missing, _ = self.model.load_state_dict(load_tensor_archive(path), strict=False)
+        for key in missing:
+            logger.warning("%s has no parameter for %s", path, key)
+
     def override_config(self, config):
         """Cuts the config to N layers and disables LayerDrop and SpecAugment."""
         if config.model_type not in SUPPORTED_MODEL_TYPES:
@@ -572,7 +584,7 @@ class LayerwiseSSL(nn.Module):
     @mark_as_loader
     def _load(self, path, end_of_epoch=False, device=None):
         del end_of_epoch
-        state = torch.load(path, map_location=device or "cpu", weights_only=True)
+        state = load_tensor_archive(path, map_location=device or "cpu")
         if self.freeze and any(k.startswith("encoder.") for k in state):
             raise RuntimeError(
                 f"{path} holds SSL weights but this encoder is frozen; "

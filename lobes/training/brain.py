@@ -35,7 +35,10 @@ from lobes.training.finite_guard import check_loss, check_metrics, check_paramet
 from lobes.training.run_config import run_config
 from lobes.utils.files import atomic_write_text
 from lobes.utils.run_folder import SINGLE_RUN, add_test_set, discard_incomplete_checkpoints, rank_checkpoint, score_path
+from lobes.utils.safe_checkpoints import use_safe_load_hooks
 
+# Every checkpoint the Brain resumes from is read as tensors only.
+use_safe_load_hooks()
 
 class SpoofBrain(sb.Brain):
     """Trains and scores an SSL + head countermeasure.

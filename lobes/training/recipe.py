@@ -1,5 +1,6 @@
 """The steps every recipe's ``train.py`` runs, so that each stays short."""
 
+import contextlib
 import sys
 
 import speechbrain as sb
@@ -8,6 +9,19 @@ from hyperpyyaml import load_hyperpyyaml
 from lobes.training.branched import brain_class_for
 from lobes.training.distributed import DEFAULT_TIMEOUT_S, check_split_sizes, init_distributed
 from lobes.training.options import OptionError, check_options, plain_hparams
+from lobes.utils.safe_checkpoints import UnsafeCheckpointError
+
+
+@contextlib.contextmanager
+def refuse_unsafe_checkpoints():
+    """Stops the recipe with one line naming a checkpoint file that is not a
+    plain tensor archive (``lobes.utils.safe_checkpoints``), wherever it was
+    met: in the SSL folder while the YAML builds the model, or in the run's
+    checkpoints when training resumes or scoring loads the selected one."""
+    try:
+        yield
+    except UnsafeCheckpointError as err:
+        sys.exit(f"error: {err}")
 
 
 def load_recipe(argv=None):
@@ -27,7 +41,7 @@ def load_recipe(argv=None):
         check_options(plain_hparams(hparams_file, overrides), hparams_file)
     except OptionError as err:
         sys.exit(f"error: {err}")
-    with open(hparams_file, encoding="utf-8") as fin:
+    with open(hparams_file, encoding="utf-8") as fin, refuse_unsafe_checkpoints():
         hparams = load_hyperpyyaml(fin, overrides)
     init_distributed(run_opts, hparams.get("ddp_timeout", DEFAULT_TIMEOUT_S))
     sb.create_experiment_directory(
@@ -55,16 +69,17 @@ def train_and_test(brain_class, hparams, run_opts, datasets, test_sets):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    brain.fit(
-        brain.hparams.epoch_counter,
-        datasets["train"],
-        datasets["dev"],
-        train_loader_kwargs=hparams["train_dataloader_opts"],
-        valid_loader_kwargs=hparams["test_dataloader_opts"],
-    )
-    # The selected checkpoint scores dev first: its scores fit the calibration
-    # applied to the test sets (lobes.evaluation.calibration).
-    for name in ["dev", *(name for name in test_sets if name != "dev")]:
-        brain.evaluate_set(datasets[name], name, hparams["test_dataloader_opts"])
+    with refuse_unsafe_checkpoints():
+        brain.fit(
+            brain.hparams.epoch_counter,
+            datasets["train"],
+            datasets["dev"],
+            train_loader_kwargs=hparams["train_dataloader_opts"],
+            valid_loader_kwargs=hparams["test_dataloader_opts"],
+        )
+        # The selected checkpoint scores dev first: its scores fit the calibration
+        # applied to the test sets (lobes.evaluation.calibration).
+        for name in ["dev", *(name for name in test_sets if name != "dev")]:
+            brain.evaluate_set(datasets[name], name, hparams["test_dataloader_opts"])
     brain.leave_distributed()
     return brain

@@ -53,6 +53,7 @@ def test_wrong_option_fails_in_seconds_naming_it(tmp_path, override, named, allo
 
 import glob as _glob  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import types  # noqa: E402
@@ -438,3 +439,68 @@ def test_scenefake_split_folders_with_label_lists_are_read(tmp_path):
                       "eval": {"bonafide": 1, "spoof": 1}}
     rows = {r["ID"]: r for r in read_manifest(tmp_path / "m" / "eval.csv")}
     assert rows["E1"]["label"] == "spoof" and rows["E1"]["wav"].endswith("eval/street/E1.wav")
+
+
+# --- checkpoint files that run code -------------------------------------------
+
+EVIL_PICKLE = '''
+import os, sys, torch
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {sys.argv[2]}",))
+
+torch.save({"weight": Evil()}, sys.argv[1])
+'''
+
+
+def plant_pickle(path, marker):
+    """Replaces ``path`` by a checkpoint whose unpickling creates ``marker``."""
+    subprocess.run([sys.executable, "-c", EVIL_PICKLE, str(path), str(marker)], check=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_no_checkpoint_is_unpickled_even_when_the_environment_allows_it(la_data, tiny_ssl, tmp_path):
+    """With TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (torch then unpickles any
+    torch.load that does not say weights_only), a pickle planted where a
+    checkpoint is read runs nothing: the SSL folder's model.ckpt when the
+    recipe builds the encoder, a checkpoint of the run when training resumes,
+    and the head of a run folder that lobes.detect loads. Each is refused with
+    one line naming the file, without a traceback."""
+    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    marker = tmp_path / "pwned"
+    recipe = os.path.join(REPO, "recipes", "ASVspoof2019")
+
+    def train(ssl, output):
+        command = [sys.executable, os.path.join(recipe, "train.py"), os.path.join(recipe, "hparams", "ffn.yaml"),
+                   *smoke_overrides(la_data, ssl, output, "--number_of_epochs=1")]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+
+    def assert_refused(done, path):
+        assert done.returncode != 0
+        assert done.stderr.strip().splitlines()[-1] == (
+            f"error: {path}: refused to load: it is not a plain tensor archive "
+            "(its pickle calls posix.system; a checkpoint must not run code)"
+        ), done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+        assert not marker.exists()
+
+    # A folder without .safetensors or .bin weights: SpeechBrain reads its .ckpt.
+    ssl = tmp_path / "ssl"
+    shutil.copytree(tiny_ssl, ssl, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    plant_pickle(ssl / "model.ckpt", marker)
+    assert_refused(train(ssl, tmp_path / "run_a"), ssl / "model.ckpt")
+
+    output = tmp_path / "run"
+    assert train(tiny_ssl, output).returncode == 0
+    (checkpoint,) = (output / "save").glob("CKPT*")
+    plant_pickle(checkpoint / "head.ckpt", marker)
+    detect_command = [sys.executable, "-m", "lobes.detect", str(output), la_files(la_data, "eval")[0]]
+    done = subprocess.run(detect_command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert_refused(done, checkpoint / "head.ckpt")
+    plant_pickle(checkpoint / "optimizer.ckpt", marker)
+    shutil.copy(checkpoint / "optimizer.ckpt", checkpoint / "head.ckpt")
+    done = train(tiny_ssl, output)  # resumes from the planted checkpoint
+    assert not marker.exists(), done.stderr[-3000:]
+    assert done.returncode != 0 and "refused to load: it is not a plain tensor archive" in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr

@@ -270,10 +270,10 @@ class _Payload:
 
 
 def test_checkpoints_are_loaded_weights_only(tiny_models, tmp_path):
-    import pickle
+    from lobes.utils.safe_checkpoints import UnsafeCheckpointError
 
     ssl = LayerwiseSSL(tiny_models[("wavlm", False)], n_layers=1)
     path = tmp_path / "evil.ckpt"
     torch.save({"fusion.weight_logits": _Payload()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(UnsafeCheckpointError, match="evil.ckpt: refused to load: it is not a plain tensor archive"):
         ssl._load(path)
