@@ -197,6 +197,11 @@ def read_calibration(model_dir):
     Traceback (most recent call last):
     ...
     ValueError: .../calibration.json: expected numbers a > 0, b and 0 < prior < 1, got {'a': -1, 'b': 0, 'prior': 0.5}
+    >>> _ = (folder / "calibration.json").write_text('{"a": 0.5, "b')
+    >>> read_calibration(folder)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../calibration.json is not a calibration file (not valid JSON: Unterminated string ...)
     """
     path = os.path.join(str(model_dir), CALIBRATION_FILE)
     if not os.path.isfile(path):
@@ -204,6 +209,9 @@ def read_calibration(model_dir):
     try:
         with open(path, encoding="utf-8") as fin:
             fields = json.load(fin)
+    except (ValueError, UnicodeDecodeError) as err:  # empty, truncated or not JSON
+        raise ValueError(f"{path} is not a calibration file (not valid JSON: {err})") from None
+    try:
         a, b, prior = (float(fields[key]) for key in ("a", "b", "prior"))
         valid = a > 0 and math.isfinite(a) and math.isfinite(b) and 0 < prior < 1
     except (ValueError, KeyError, TypeError):

@@ -44,7 +44,8 @@ Example::
 """
 
 import argparse
-import os  # noqa: F401  (doctests use it)
+import math
+import os
 import sys
 
 import torch
@@ -55,6 +56,7 @@ from lobes.inference import timeline_outputs as long_audio
 from lobes.inference.cli_options import (
     MIN_HOP_S,
     MIN_WINDOW_S,
+    finite_number,
     non_negative_int,
     positive_int,
     seconds,
@@ -69,7 +71,7 @@ from lobes.inference.scoring import AGGREGATIONS
 from lobes.inference.stdin_stream import STREAM_NAME, run_stream
 from lobes.models.precision import PRECISIONS
 from lobes.training.distributed import gather_unique, init_distributed, is_launched, world_size
-from lobes.utils.files import atomic_write_text
+from lobes.utils.files import atomic_write_text, checked_output_file
 from lobes.utils.output_lock import OutputLock, OutputLockedError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -125,10 +127,36 @@ def score_paths(detector, files, batch_size, window=None, hop=None, aggregation=
         files, window=window, hop=hop, aggregation=aggregation, batch_size=batch_size,
         num_workers=num_workers, progress=progress, errors=errors,
     )
-    scores = {path: r.score for path, r in zip(files, results) if r is not None}
+    scores = {}
+    for path, result in zip(files, results):
+        if result is None:
+            continue
+        if not math.isfinite(result.score):  # damaged weights or audio: never a nan in the score file
+            errors[path] = ValueError(
+                f"{shown(path)}: the model gave a non-finite score ({result.score}); its weights or "
+                "this file hold NaN/inf (python -m lobes.release --verify checks a release)"
+            )
+            continue
+        scores[path] = result.score
     if results_out is not None:
+        results = [None if path in errors else r for path, r in zip(files, results)]
         results_out.update((path, r) for path, r in zip(files, results) if r is not None)
     return scores, errors
+
+
+def _once_each(files):
+    """``files`` with repeats dropped (first place kept), and ``{path: count}``
+    of the repeated ones.
+
+    Example
+    -------
+    >>> _once_each(["a.wav", "b.wav", "a.wav", "a.wav"])
+    (['a.wav', 'b.wav'], {'a.wav': 3})
+    """
+    counts = {}
+    for path in files:
+        counts[path] = counts.get(path, 0) + 1
+    return list(counts), {path: n for path, n in counts.items() if n > 1}
 
 
 def shard(files, rank, world_size):
@@ -149,13 +177,26 @@ def gather_results(*parts):
     )
 
 
+def written_name(path):
+    """``path`` as a score file writes it: UTF-8, with the bytes of a name
+    that is not valid UTF-8 escaped (``bad\\xff.wav``), so that one file is
+    one line and no score is lost to an encoding error.
+
+    Example
+    -------
+    >>> written_name("a/b.wav"), written_name(os.fsdecode(b"bad\\xff.wav"))
+    ('a/b.wav', 'bad\\\\xff.wav')
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def format_lines(files, scores, threshold=None):
     """Output lines for the scored files, in input order."""
     lines = []
     for path in files:
         if path not in scores:
             continue
-        line = f"{path}\t{scores[path]:.6f}"
+        line = f"{written_name(path)}\t{scores[path]:.6f}"
         if threshold is not None:
             line += "\t" + decision(scores[path], threshold)
         lines.append(line + "\n")
@@ -172,7 +213,7 @@ def parse_args(argv=None):
                                           "(hyperparams.yaml + save/) or branch folder")
     parser.add_argument("paths", nargs="+", help="audio files or folders (recursive)")
     parser.add_argument("--out", help="score file to write; stdout when omitted")
-    parser.add_argument("--threshold", type=float,
+    parser.add_argument("--threshold", type=finite_number,
                         help="print bonafide/spoof decisions at this value of the written column")
     parser.add_argument("--output", choices=OUTPUTS,
                         help="column written: raw logit, calibrated LLR or posterior of bona fide "
@@ -211,11 +252,20 @@ def main(argv=None):
     if usage_error:
         print(f"error: {usage_error}", file=sys.stderr)
         return 2
+    if args.out:
+        try:  # before any work: a folder, a device or an unwritable place
+            args.out = checked_output_file(args.out)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if args.stream:
         return _stream(args)
     files, problems = find_audio(args.paths)
+    files, repeated = _once_each(files)
     for problem in problems:
         print(problem.message(), file=sys.stderr)
+    for path, count in repeated.items():
+        print(f"note: {shown(path)} is listed {count} times: scored once", file=sys.stderr)
     missing = [p.path for p in problems if p.error]  # counted as failed
     if not files:
         print("error: no audio files found", file=sys.stderr)
@@ -227,14 +277,8 @@ def main(argv=None):
     rank, n_ranks = get_rank() or 0, world_size()
     lock = None
     try:
-        try:
-            detector = _load_detector(args, device)
-        except (ValueError, FileNotFoundError, RuntimeError) as err:
-            # A model that cannot be loaded (named in the message), or an
-            # option the model or the hardware cannot run.
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        # One writer per --out (rank 0's lock): a second run fails at once.
+        # One writer per --out (rank 0's lock): a second run fails at once,
+        # before it loads a model.
         lock = OutputLock(args.out) if args.out and rank == 0 else None
         locked_out = None
         if lock is not None:
@@ -245,6 +289,13 @@ def main(argv=None):
         locked_out = ddp_broadcast(locked_out, src=0)
         if locked_out:
             print(f"error: {locked_out}", file=sys.stderr)
+            return 2
+        try:
+            detector = _load_detector(args, device)
+        except (ValueError, FileNotFoundError, RuntimeError) as err:
+            # A model that cannot be loaded (named in the message), or an
+            # option the model or the hardware cannot run.
+            print(f"error: {err}", file=sys.stderr)
             return 2
         results = {}
         scores, errors = score_paths(

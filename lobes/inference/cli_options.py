@@ -37,6 +37,27 @@ def seconds(option, minimum):
     return parse
 
 
+def finite_number(text):
+    """An argparse type: a finite number (``nan`` and ``inf`` decide nothing).
+
+    Example
+    -------
+    >>> finite_number("-0.5")
+    -0.5
+    >>> finite_number("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a finite number, got 'nan'
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _int_at_least(minimum):
     def parse(text):
         try:

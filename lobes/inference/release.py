@@ -100,7 +100,14 @@ def _golden_waveforms(clips):
 # ----------------------------------------------------------------- writing
 
 
-def _refuse_non_empty(out, force):
+def _refuse_non_empty(out, force, source=None):
+    if source is not None:
+        real_out, real_source = os.path.realpath(out), os.path.realpath(str(source))
+        if os.path.commonpath([real_out, real_source]) in (real_out, real_source):
+            raise FileExistsError(
+                f"--out {out} is, holds or lies inside the run folder {source}: the release would "
+                "replace it; give a folder outside the run"
+            )
     if os.path.exists(out) and not os.path.isdir(out):
         raise FileExistsError(f"--out {out} exists and is not a folder")
     if os.path.isdir(out) and os.listdir(out) and not force:
@@ -218,7 +225,7 @@ def write_release(run_folder, out, dtype="float32", force=False, ssl_source=None
     if dtype not in DTYPES:
         raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     out = os.path.normpath(str(out))
-    _refuse_non_empty(out, force)
+    _refuse_non_empty(out, force, run_folder)
     detector = SpoofDetector.from_output_folder(
         run_folder, ssl_source=ssl_source, run_opts={"device": "cpu"}, head_classes=head_classes
     )

@@ -21,15 +21,60 @@ def atomic_write_text(path, text):
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    # The mode a plain open() would give (mkstemp's is 0600), or the file's own.
+    mode = os.stat(path).st_mode & 0o7777 if os.path.isfile(path) else 0o666 & ~_umask()
     fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fout:
             fout.write(text)
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def _umask():
+    """The process's umask (read by setting it back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def checked_output_file(path, option="--out"):
+    """The file to write for an output option, checked before any work: a
+    folder, a device, pipe or socket, a parent that is a file or a folder
+    that cannot be written is refused, naming the option; a symlink is
+    written through (its target is returned).
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> checked_output_file(folder / "scores.txt") == str(folder / "scores.txt")
+    True
+    >>> checked_output_file(folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: --out ... is a folder: give the path of a file
+    >>> checked_output_file("/dev/null")
+    Traceback (most recent call last):
+    ...
+    ValueError: --out /dev/null is not a regular file (a device, pipe or socket): it would be replaced
+    """
+    path = os.path.realpath(str(path))  # a symlink: write its target
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a folder: give the path of a file")
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise ValueError(f"{option} {path} is not a regular file (a device, pipe or socket): it would be replaced")
+    parent = os.path.dirname(path)
+    while parent and not os.path.exists(parent):  # folders to be created: the first existing one decides
+        parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
+    if parent and not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: cannot write in {parent} (permission denied)")
+    return path
 
 
 def numbered_lines(path, what="file"):

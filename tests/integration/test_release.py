@@ -323,3 +323,83 @@ def test_a_run_folder_that_recorded_head_type_loads(run_folder, run_detector, ev
     assert loaded.model_spec.head_type == "ffn"
     assert [r.score for r in loaded.score_files(eval_paths)] == pytest.approx(
         [r.score for r in run_detector.score_files(eval_paths)], abs=1e-6)
+
+
+# --- outputs that must not destroy inputs or lose work -------------------------
+
+COMMON = ["--no-progress", "--num-workers", "0"]
+
+
+def test_release_refuses_an_out_that_is_or_lies_inside_the_run(run_folder, tmp_path, capsys):
+    for out in (run_folder, run_folder / "release", run_folder.parent):
+        assert release_cli.main([str(run_folder), "--out", str(out), "--force"]) == 2
+        assert "is, holds or lies inside the run folder" in capsys.readouterr().err
+    assert (run_folder / "results.json").is_file() and list((run_folder / "save").glob("CKPT*"))
+
+
+def test_detect_checks_out_before_any_work(release, eval_paths, tmp_path, capsys, monkeypatch):
+    """A folder, a device or a parent that is a file is refused at once; a
+    second writer is refused before a model loads."""
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr(detect, "_load_detector", no_model)
+    (tmp_path / "a_file").write_text("x")
+    for out, message in [(tmp_path, "is a folder"), ("/dev/null", "is not a regular file"),
+                         (tmp_path / "a_file" / "scores.txt", "is a file, not a folder")]:
+        assert detect.main([str(release[0]), eval_paths[0], "--out", str(out), *COMMON]) == 2
+        assert message in capsys.readouterr().err
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    from lobes.utils.output_lock import OutputLock
+
+    held = OutputLock(str(tmp_path / "scores.txt"))
+    held.acquire()
+    try:
+        assert detect.main([str(release[0]), eval_paths[0], "--out", str(tmp_path / "scores.txt"), *COMMON]) == 2
+        assert "scores.txt" in capsys.readouterr().err
+    finally:
+        held.release()
+
+
+def test_detect_writes_every_name_once_and_keeps_modes_and_links(release, eval_paths, tmp_path, capsys):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    bad_name = os.path.join(os.fsencode(str(folder)), b"bad\xff\xfe.wav")
+    shutil.copy(eval_paths[0], bad_name)
+    shutil.copy(eval_paths[1], folder / "good.wav")
+    target = tmp_path / "real_scores.txt"
+    target.write_text("old\n")
+    os.chmod(target, 0o640)
+    link = tmp_path / "scores.txt"
+    os.symlink(target, link)
+    # The same file three times, and a threshold that is not a number.
+    assert detect.main([str(release[0]), str(folder), str(folder / "good.wav"), str(folder / "good.wav"),
+                        "--out", str(link), *COMMON]) == 0
+    err = capsys.readouterr().err
+    assert "good.wav is listed 3 times: scored once" in err and "scored 2 of 2 files" in err
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert sorted(line.split("\t")[0] for line in lines) == [f"{folder}/bad\\xff\\xfe.wav", f"{folder}/good.wav"]
+    assert os.path.islink(link) and os.stat(target).st_mode & 0o777 == 0o640
+    with pytest.raises(SystemExit):
+        detect.main([str(release[0]), eval_paths[0], "--threshold", "nan", *COMMON])
+    assert "expected a finite number, got 'nan'" in capsys.readouterr().err
+
+
+def test_a_non_finite_score_is_an_error_naming_the_file(eval_paths):
+    from lobes.inference.scoring import DetectionResult
+
+    class NanDetector:
+        def score_files(self, files, errors=None, **kwargs):
+            return [DetectionResult(float("nan"), (float("nan"),), (0.0,), 1.0), None][: len(files)]
+
+    scores, errors = detect.score_paths(NanDetector(), eval_paths[:1], batch_size=1)
+    assert scores == {} and "non-finite score (nan)" in str(errors[eval_paths[0]])
+
+
+def test_an_empty_or_truncated_calibration_is_named(tmp_path):
+    from lobes.evaluation.calibration import read_calibration
+
+    for text in ("", '{"a": 1.0, "b'):
+        (tmp_path / "calibration.json").write_text(text)
+        with pytest.raises(ValueError, match=r"calibration.json is not a calibration file \(not valid JSON"):
+            read_calibration(tmp_path)
