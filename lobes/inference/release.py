@@ -45,7 +45,9 @@ from lobes.inference.release_loader import (
     GOLDEN_FILE,
     GOLDEN_TOLERANCE,
     README_FILE,
+    WEIGHT_FILES,
     ReleaseError,
+    file_sha256,
     load_release,
     read_json_file,
 )
@@ -242,6 +244,7 @@ def write_release(run_folder, out, dtype="float32", force=False, ssl_source=None
         write_encoder(ssl.encoder, os.path.join(staging, ENCODER_DIR), DTYPES[dtype])
         write_fusion_head(ssl.fusion, detector.mods.head, os.path.join(staging, FUSION_HEAD_WEIGHTS))
         config = release_config(detector, dtype)
+        config["sha256"] = {name: file_sha256(os.path.join(staging, name)) for name in WEIGHT_FILES}
         _write_json(os.path.join(staging, CONFIG_FILE), config)
         calibration = detector.calibration
         _write_json(os.path.join(staging, CALIBRATION_FILE), {

@@ -6,6 +6,7 @@ code (``lobes.inference.model_spec``); nothing in it is executed or
 unpickled. ``lobes.inference.release`` writes and verifies releases.
 """
 
+import hashlib
 import json
 import os
 
@@ -18,7 +19,7 @@ from lobes.inference.hub import resolve_release_source
 from lobes.inference.model_spec import ModelSpec, build_modules, head_class_for
 from lobes.models.layer_sum import WeightedLayerSum
 from lobes.models.ssl import SSL_CLASSES, SUPPORTED_MODEL_TYPES, looks_like_local_path
-from lobes.utils.choices import DEFAULT_CROP
+from lobes.utils.choices import CROP_MODES, DEFAULT_CROP
 from lobes.utils.run_folder import CALIBRATION_FILE, HPARAMS_FILE
 
 FORMAT = "lobes-countermeasure-release"
@@ -100,6 +101,89 @@ def _shapes(module):
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
+# Bounds of a release's sizes: the largest SSL encoders have 48 layers of
+# width 1920; a config far beyond them is damaged, and would make the shape
+# check build a model that size.
+MAX_LAYERS = 64
+MAX_HIDDEN_SIZE = 8192
+# The longest crop a release may score at once: ten minutes at 16 kHz.
+MAX_CROP_SAMPLES = 10 * 60 * 16000
+FUSION_NORMS = ("batch", "layer", "none")
+
+
+WEIGHT_FILES = (ENCODER_WEIGHTS, FUSION_HEAD_WEIGHTS)
+
+
+def file_sha256(path):
+    """The SHA-256 of the file at ``path``, in hex."""
+    with open(path, "rb") as fin:
+        return hashlib.file_digest(fin, "sha256").hexdigest()
+
+
+def check_weight_hashes(folder, config, config_path):
+    """Refuses a weight file whose SHA-256 differs from the one ``config.json``
+    records (a release written before hashes were recorded has none to check)."""
+    recorded = config.get("sha256")
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise ReleaseError(f"{config_path}: sha256 must map the weight files to their hashes")
+    for name in WEIGHT_FILES:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and recorded.get(name) != file_sha256(path):
+            raise ReleaseError(
+                f"{path}: its SHA-256 differs from the one {config_path} records: the file changed "
+                "after the release was written (damaged or edited); fetch the release again"
+            )
+
+
+def check_config_values(config, config_path):
+    """Refuses a config value of the wrong type or out of range, naming the
+    field: booleans are JSON booleans, the crop a known mode and a positive
+    length, sizes positive and bounded, the fusion consistent with the depth.
+
+    Example
+    -------
+    >>> good = {"n_layers": 2, "full_depth": 12, "hidden_size": 768, "include_cnn_output": False,
+    ...         "normalize_waveform": True, "use_attention_mask": True, "sample_rate": 16000,
+    ...         "fusion": {"n_layers": 2, "norm": "batch"}, "crop": {"max_samples": 64600, "eval_crop": "first"}}
+    >>> check_config_values(good, "config.json")
+    >>> check_config_values({**good, "normalize_waveform": "false"}, "config.json")
+    Traceback (most recent call last):
+    ...
+    lobes.inference.release_loader.ReleaseError: config.json: normalize_waveform must be true or false, got 'false'
+    >>> check_config_values({**good, "crop": {"max_samples": -5, "eval_crop": "first"}}, "c.json")
+    Traceback (most recent call last):
+    ...
+    lobes.inference.release_loader.ReleaseError: c.json: crop.max_samples must be a whole number in [1, 9600000], got -5
+    """
+    def whole(name, value, low, high):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ReleaseError(f"{config_path}: {name} must be a whole number in [{low}, {high}], got {value!r}")
+        return value
+
+    for name in ("include_cnn_output", "normalize_waveform", "use_attention_mask"):
+        if name in config and not isinstance(config[name], bool):
+            raise ReleaseError(f"{config_path}: {name} must be true or false, got {config[name]!r}")
+    full_depth = whole("full_depth", config.get("full_depth", config.get("n_layers")), 1, MAX_LAYERS)
+    n_layers = whole("n_layers", config.get("n_layers"), 1, full_depth)
+    whole("hidden_size", config.get("hidden_size"), 1, MAX_HIDDEN_SIZE)
+    if config.get("sample_rate", 16000) != 16000:
+        raise ReleaseError(f"{config_path}: sample_rate must be 16000, got {config.get('sample_rate')!r}")
+    fusion, crop = config.get("fusion"), config.get("crop")
+    if not isinstance(fusion, dict) or not isinstance(crop, dict):
+        raise ReleaseError(f"{config_path}: fusion and crop must be mappings")
+    whole("fusion.n_layers", fusion.get("n_layers"), n_layers + bool(config.get("include_cnn_output")),
+          n_layers + bool(config.get("include_cnn_output")))
+    if fusion.get("norm") not in FUSION_NORMS:
+        raise ReleaseError(f"{config_path}: fusion.norm must be one of {', '.join(FUSION_NORMS)}, "
+                           f"got {fusion.get('norm')!r}")
+    whole("crop.max_samples", crop.get("max_samples"), 1, MAX_CROP_SAMPLES)
+    if crop.get("eval_crop", DEFAULT_CROP) not in CROP_MODES:
+        raise ReleaseError(f"{config_path}: crop.eval_crop must be one of {', '.join(CROP_MODES)}, "
+                           f"got {crop.get('eval_crop')!r}")
+
+
 def check_release(folder, head_classes=()):
     """Reads and checks every file of a release folder; returns its config.
 
@@ -128,6 +212,7 @@ def check_release(folder, head_classes=()):
         raise ReleaseError(f"{config_path} lacks a field or has a bad value: {err!r}") from err
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ReleaseError(f"{config_path}: model_type {model_type!r} is not one of {SUPPORTED_MODEL_TYPES}")
+    check_config_values(config, config_path)
     try:
         head_class = head_class_for(head_type, head_classes, config_path)
     except ValueError as err:
@@ -157,6 +242,7 @@ def check_release(folder, head_classes=()):
     expected = {f"fusion.{k}": v for k, v in _shapes(fusion).items()}
     expected.update({f"head.{k}": v for k, v in _shapes(head).items()})
     _check_weights(os.path.join(folder, FUSION_HEAD_WEIGHTS), expected)
+    check_weight_hashes(folder, config, config_path)  # complete and shaped right, but edited?
     calibration_path = os.path.join(folder, CALIBRATION_FILE)
     if not os.path.isfile(calibration_path):
         raise ReleaseError(f"{calibration_path} is missing (the calibration to LLRs)")

@@ -108,6 +108,14 @@ def test_verify_passes_fresh_and_fails_after_one_weight_changed(release, tmp_pat
     weights[name] = weights[name].clone()
     weights[name][0] += 1.0  # one weight of the encoder
     save_file(weights, path, metadata={"format": "pt"})
+    # Its recorded hash refuses it at load, naming the file ...
+    changed = rf"{ENCODER_WEIGHTS}: its SHA-256 differs from the one .*config.json records"
+    with pytest.raises(ReleaseError, match=changed):
+        SpoofDetector.from_pretrained(altered)
+    # ... and without hashes (a release written before they were recorded), the golden scores do.
+    config = json.loads((altered / "config.json").read_text())
+    del config["sha256"]
+    (altered / "config.json").write_text(json.dumps(config))
     assert release_cli.main(["--verify", str(altered)]) == 1
     err = capsys.readouterr().err
     assert "error: golden clip" in err and "difference" in err and f"> tolerance {GOLDEN_TOLERANCE:g}" in err
@@ -403,3 +411,20 @@ def test_an_empty_or_truncated_calibration_is_named(tmp_path):
         (tmp_path / "calibration.json").write_text(text)
         with pytest.raises(ValueError, match=r"calibration.json is not a calibration file \(not valid JSON"):
             read_calibration(tmp_path)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("normalize_waveform", "false", "normalize_waveform must be true or false, got 'false'"),
+    ("crop", {"max_samples": -5, "eval_crop": "first"}, "crop.max_samples must be a whole number"),
+    ("crop", {"max_samples": 16000, "eval_crop": "bogus"}, "crop.eval_crop must be one of first, random, full"),
+    ("n_layers", 10**9, r"n_layers must be a whole number in \[1, "),
+])
+def test_release_config_values_are_checked_at_load(release, tmp_path, field, value, message):
+    """A config value of the wrong type or range is refused at load, naming
+    the field, before any model is built."""
+    folder = copy_release(release, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config[field] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ReleaseError, match=message):
+        SpoofDetector.from_pretrained(folder)
