@@ -18,7 +18,7 @@ FFN_YAML = os.path.join(REPO, "recipes", "ASVspoof2019", "hparams", "ffn.yaml")
 
 @pytest.mark.parametrize("yaml_file", sorted(glob.glob(os.path.join(REPO, "recipes", "*", "hparams", "*.yaml"))))
 def test_every_recipe_yaml_passes_the_start_up_check(yaml_file):
-    check_options(plain_hparams(yaml_file, "data_folder: /x"), yaml_file)
+    check_options(plain_hparams(yaml_file, f"data_folder: {REPO}"), yaml_file)
 
 
 @pytest.mark.parametrize("override, named, allowed", [
@@ -31,15 +31,23 @@ def test_every_recipe_yaml_passes_the_start_up_check(yaml_file):
     ("--batch_size=0", "batch_size=0", "greater than 0"),
     ("--lr=-1", "lr=-1", "greater than 0"),
     ("--number_of_epochs=0", "number_of_epochs=0", "greater than 0"),
-    ("--head_type=aasist", "head_type='aasist'", "names its head once, as head_class"),
+    ("--head_type=aasist", "--head_type is not an option", "names its head once, as head_class"),
+    ("--numbr_of_epochs=1", "--numbr_of_epochs is not an option of ffn.yaml", "did you mean --number_of_epochs?"),
+    ("--n_layers=2.5", "n_layers=2.5", "must be a whole number of layers"),
+    ("--n_layers=0", "n_layers=0", "must be a whole number of layers"),
+    ("--n_layers=[2, 2]", "n_layers=[2, 2]", "lists a depth more than once"),
+    ("--data_folder=/nonexistent", "data_folder='/nonexistent'", "is not a folder"),
+    ("--lr=0.1", "--lr is given more than once", "more than once"),
     ("--nonfinite_audio=drop", "nonfinite_audio='drop'", "allowed: error, skip"),
     ('--augment={rawboost: {p: 2.0}}', "augment.rawboost.p", "probability in [0, 1]"),
 ])
 def test_wrong_option_fails_in_seconds_naming_it(tmp_path, override, named, allowed):
     # A hub id that cannot be loaded offline: were any model built, the run
     # would fail differently (and slowly).
-    argv = [FFN_YAML, f"--data_folder={tmp_path}", f"--output_folder={tmp_path / 'out'}",
-            "--ssl_source=no-such/model", override]
+    data = [] if override.startswith("--data_folder") else [f"--data_folder={tmp_path}"]
+    argv = [FFN_YAML, *data, f"--output_folder={tmp_path / 'out'}", "--ssl_source=no-such/model", override]
+    if override == "--lr=0.1":
+        argv.append("--lr=0.2")
     start = time.perf_counter()
     with pytest.raises(SystemExit) as exc:
         load_recipe(argv)
@@ -504,3 +512,14 @@ def test_no_checkpoint_is_unpickled_even_when_the_environment_allows_it(la_data,
     assert not marker.exists(), done.stderr[-3000:]
     assert done.returncode != 0 and "refused to load: it is not a plain tensor archive" in done.stderr.splitlines()[-1]
     assert "Traceback" not in done.stderr
+
+
+def test_a_depth_beyond_the_local_ssl_is_refused_in_seconds(tmp_path, tiny_ssl):
+    argv = [FFN_YAML, f"--data_folder={tmp_path}", f"--output_folder={tmp_path / 'out'}",
+            f"--ssl_source={tiny_ssl}", "--n_layers=10"]
+    with pytest.raises(SystemExit) as exc:
+        load_recipe(argv)
+    assert str(exc.value.code) == (
+        "error: n_layers=10 must be a whole number of layers (or a list of them), "
+        f"from 1 to 4 (the layers of {tiny_ssl})"
+    )

@@ -118,10 +118,11 @@ def test_a_codec_the_build_lacks_stops_start_up_by_name(tmp_path):
     """A codec the installed FFmpeg cannot run (a made-up one, registered in
     the process before the recipe starts) stops the recipe at start-up with
     one line naming it, the PyAV version and the fix: no traceback, and
-    before the data, the SSL or the output folder are touched (none exists)."""
+    before the data, the SSL or the output folder are touched (an empty data
+    folder, an SSL that does not exist, no output folder made)."""
     recipe = os.path.join(REPO, "recipes", "ASVspoof2019")
     argv = [
-        "train.py", os.path.join(recipe, "hparams", "ffn.yaml"), f"--data_folder={tmp_path / 'no_data'}",
+        "train.py", os.path.join(recipe, "hparams", "ffn.yaml"), f"--data_folder={tmp_path}",
         f"--ssl_source={tmp_path / 'no_ssl'}", f"--output_folder={tmp_path / 'run'}",
         "--augment={codec: {p: 1.0, codecs: {pcm_mulaw: [64000], madeup: [64000]}}}",
     ]
