@@ -239,7 +239,9 @@ class TruncatedSSLEncoder(HFTransformersInterface):
             raise FileNotFoundError(
                 f"SSL source {self.source!r} looks like a local folder but does not exist"
             )
-        save_path = save_path or _hf_cache_dir()
+        # A local folder never touches the hub cache (which may be unreadable,
+        # or another user's): SpeechBrain looks for a snapshot under save_path.
+        save_path = save_path or (source if os.path.isdir(source) else _hf_cache_dir())
         # transformers reports the weights of the layers we dropped as
         # "unexpected"; that is the point of truncation, not a problem.
         verbosity = transformers_logging.get_verbosity()

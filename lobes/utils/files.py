@@ -23,7 +23,8 @@ def atomic_write_text(path, text):
     os.makedirs(folder, exist_ok=True)
     # The mode a plain open() would give (mkstemp's is 0600), or the file's own.
     mode = os.stat(path).st_mode & 0o7777 if os.path.isfile(path) else 0o666 & ~_umask()
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    _remove_dead_writers_files(folder, os.path.basename(path))
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f".tmp-{os.getpid()}-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fout:
             fout.write(text)
@@ -33,6 +34,41 @@ def atomic_write_text(path, text):
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def _remove_dead_writers_files(folder, name):
+    """Removes the temporary files of ``name`` that a writer killed before its
+    rename left behind (``.tmp-<pid>-...<name>`` of a process that is gone);
+    those of a live writer stay.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> _ = (folder / ".tmp-999999999-x1scores.txt").write_text("half")
+    >>> _ = (folder / f".tmp-{os.getpid()}-x2scores.txt").write_text("mine")
+    >>> _remove_dead_writers_files(str(folder), "scores.txt")
+    >>> sorted(p.name for p in folder.iterdir()) == [f".tmp-{os.getpid()}-x2scores.txt"]
+    True
+    """
+    for entry in os.listdir(folder):
+        if not (entry.startswith(".tmp-") and entry.endswith(name)):
+            continue
+        pid = entry[len(".tmp-"):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            try:
+                os.remove(os.path.join(folder, entry))
+            except FileNotFoundError:
+                pass
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _umask():

@@ -428,3 +428,14 @@ def test_release_config_values_are_checked_at_load(release, tmp_path, field, val
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ReleaseError, match=message):
         SpoofDetector.from_pretrained(folder)
+
+
+def test_a_local_release_never_touches_the_hub_cache(release, eval_paths, monkeypatch):
+    import lobes.models.ssl
+
+    def no_cache():
+        raise AssertionError("the hub cache was looked up for a local folder")
+
+    monkeypatch.setattr(lobes.models.ssl, "_hf_cache_dir", no_cache)
+    detector = SpoofDetector.from_pretrained(release[0])
+    assert len(detector.score_files(eval_paths[:1])) == 1
