@@ -19,6 +19,7 @@ Split-list form, one audio folder per split with a label list beside it
 
     <split>/**/*.wav    (any depth: files are found by name)
     <split>.txt | <split>_label.txt | <split>_labels.txt   (here, in labels/ or in <split>/)
+    or the one file in <split>/, whatever its name, whose lines name the split's audio
 
 A label list line is ``NAME LABEL`` (NAME a file in ``wav/`` or ``<split>/``,
 with or without extension; LABEL ``real``/``fake`` or ``bonafide``/``spoof``),
@@ -35,6 +36,7 @@ and splits holding a single class are errors that name the folder or the
 file and line. Writes ``<split>.csv`` for every split found.
 """
 
+import itertools
 import logging
 import os
 
@@ -110,12 +112,57 @@ def detect_layout(root):
 
 
 def split_list_path(root, split):
-    """The label list of a split folder (split-list form), or None."""
+    """The label list of a split folder (split-list form), or None: one of
+    ``LIST_NAMES`` beside or inside it, else the one file inside it, whatever
+    it is called, whose lines name the split's audio (``named_label_list``)."""
     inside = label_list_path(os.path.join(root, split), split)
     beside = label_list_path(root, split)
     if inside and beside:
         raise ValueError(f"two label lists for split {split!r}: {beside} and {inside}; keep one")
-    return inside or beside
+    return inside or beside or named_label_list(os.path.join(root, split))
+
+
+def named_label_list(folder, lines_checked=20):
+    """The one file directly in ``folder`` whose first ``lines_checked``
+    lines each name an audio file of the folder (``NAME LABEL``, or the
+    ASVspoof ``SPEAKER UTT_ID - ATTACK KEY``), whatever the file is called;
+    None when there is none; an error naming them when several qualify.
+
+    Example
+    -------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("a1.wav", "a2.wav"):
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> _ = (folder / "notes.txt").write_text("recorded in 2022\\n")
+    >>> _ = (folder / "annotations.lst").write_text("a1 real\\na2.wav fake\\n")
+    >>> os.path.basename(named_label_list(str(folder)))
+    'annotations.lst'
+    """
+    if not os.path.isdir(folder):
+        return None
+    audio = {
+        os.path.splitext(name)[0]
+        for _, _, names in os.walk(folder)
+        for name in names
+        if name.lower().endswith(AUDIO_EXTENSIONS)
+    }
+    found = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path) or name.lower().endswith(AUDIO_EXTENSIONS):
+            continue
+        try:
+            with open(path, encoding="utf-8") as fin:  # the first lines only, whatever the size
+                lines = list(itertools.islice((line.split() for line in fin if line.strip()), lines_checked))
+        except (UnicodeDecodeError, OSError):
+            continue
+        names = [fields[1] if len(fields) == 5 else fields[0] for fields in lines if len(fields) >= 2]
+        if lines and len(names) == len(lines) and all(os.path.splitext(n)[0] in audio for n in names):
+            found.append(path)
+    if len(found) > 1:
+        raise ValueError(f"{folder} holds several label lists {found}: keep one")
+    return found[0] if found else None
 
 
 def label_list_path(root, split):
