@@ -425,16 +425,27 @@ def test_partialspoof_labels_are_read_without_running_code(tmp_path):
 
 # --- SceneFake: one audio folder per split with a `<id> real|fake` list ------
 
-def test_scenefake_split_folders_with_label_lists_are_read(tmp_path):
+# Each split's trials of the SceneFake tests; the counts prepare must find.
+SCENEFAKE_LISTS = {"train": [("A1", "real"), ("A2", "fake"), ("A3", "fake")],
+                   "dev": [("D1", "real"), ("D2", "fake")],
+                   "eval": [("E1", "fake"), ("E2", "real")]}
+SCENEFAKE_COUNTS = {"train": {"bonafide": 1, "spoof": 2}, "dev": {"bonafide": 1, "spoof": 1},
+                    "eval": {"bonafide": 1, "spoof": 1}}
+
+
+def scenefake_prepare():
+    """The SceneFake recipe's ``prepare_scenefake``."""
     sys.path.insert(0, os.path.join(REPO, "recipes", "SceneFake"))
     from scenefake_prepare import prepare_scenefake
 
+    return prepare_scenefake
+
+
+def test_scenefake_split_folders_with_label_lists_are_read(tmp_path):
+    prepare_scenefake = scenefake_prepare()
     root = tmp_path / "SceneFake"
     rng = np.random.default_rng(0)
-    lists = {"train": [("A1", "real"), ("A2", "fake"), ("A3", "fake")],
-             "dev": [("D1", "real"), ("D2", "fake")],
-             "eval": [("E1", "fake"), ("E2", "real")]}
-    for split, entries in lists.items():
+    for split, entries in SCENEFAKE_LISTS.items():
         # eval: audio one level down (a scene folder), list inside the split folder
         audio = root / split / ("street" if split == "eval" else "")
         audio.mkdir(parents=True, exist_ok=True)
@@ -443,8 +454,7 @@ def test_scenefake_split_folders_with_label_lists_are_read(tmp_path):
         listing = (root / split / f"{split}.txt") if split == "eval" else (root / f"{split}_label.txt")
         listing.write_text("".join(f"{u} {label}\n" for u, label in entries))
     counts = prepare_scenefake(str(tmp_path), str(tmp_path / "m"), test_splits=("eval",))
-    assert counts == {"train": {"bonafide": 1, "spoof": 2}, "dev": {"bonafide": 1, "spoof": 1},
-                      "eval": {"bonafide": 1, "spoof": 1}}
+    assert counts == SCENEFAKE_COUNTS
     rows = {r["ID"]: r for r in read_manifest(tmp_path / "m" / "eval.csv")}
     assert rows["E1"]["label"] == "spoof" and rows["E1"]["wav"].endswith("eval/street/E1.wav")
 
@@ -452,23 +462,17 @@ def test_scenefake_split_folders_with_label_lists_are_read(tmp_path):
 def test_scenefake_split_folders_with_one_list_of_any_name_are_read(tmp_path):
     """Each split folder holds its audio and one label list under a name of
     its own: the list whose lines name the split's files is read."""
-    sys.path.insert(0, os.path.join(REPO, "recipes", "SceneFake"))
-    from scenefake_prepare import prepare_scenefake
-
+    prepare_scenefake = scenefake_prepare()
     root = tmp_path / "SceneFake"
     rng = np.random.default_rng(0)
-    lists = {"train": [("A1", "real"), ("A2", "fake"), ("A3", "fake")],
-             "dev": [("D1", "real"), ("D2", "fake")],
-             "eval": [("E1", "fake"), ("E2", "real")]}
-    for split, entries in lists.items():
+    for split, entries in SCENEFAKE_LISTS.items():
         (root / split).mkdir(parents=True)
         for utt_id, _ in entries:
             sf.write(root / split / f"{utt_id}.wav", 0.1 * rng.standard_normal(3200), 16000)
         (root / split / "README.txt").write_text("SceneFake, acoustic scenes replaced\n")
         (root / split / f"{split}_protocol_v2.lst").write_text("".join(f"{u} {lab}\n" for u, lab in entries))
     counts = prepare_scenefake(str(tmp_path), str(tmp_path / "m"), test_splits=("eval",))
-    assert counts == {"train": {"bonafide": 1, "spoof": 2}, "dev": {"bonafide": 1, "spoof": 1},
-                      "eval": {"bonafide": 1, "spoof": 1}}
+    assert counts == SCENEFAKE_COUNTS
     # Two lists that both name the files: which one decides? Refused, naming them.
     (root / "dev" / "copy.txt").write_text("D1 fake\nD2 real\n")
     with pytest.raises(ValueError, match=r"holds several label lists .*copy.txt.*dev_protocol_v2.lst"):
