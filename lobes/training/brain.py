@@ -75,6 +75,9 @@ class SpoofBrain(sb.Brain):
     ``<output_folder>/train_ids/epoch<e>_rank<r>.txt``.
     """
 
+    # Whether this Brain has the step of several branches (``BranchedTraining``).
+    trains_branches = False
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         plan = checked_plan(self.ssl, getattr(self.hparams, "branches", None))
@@ -102,7 +105,7 @@ class SpoofBrain(sb.Brain):
         if self.compile or self.jit:
             raise ValueError("--compile and --jit are not supported in training; for fast scoring use "
                              "python -m lobes.detect --backend compile (docs/scoring.md)")
-        if len(self.branches) > 1 and not hasattr(self, "fit_branch"):
+        if len(self.branches) > 1 and not self.trains_branches:
             raise TypeError(
                 f"the YAML plans {len(self.branches)} branches (n_layers, heads or init_seeds lists): "
                 f"build the Brain with lobes.training.branched.brain_class_for({type(self).__name__}, hparams)"

@@ -29,6 +29,8 @@ class BranchedTraining:
     branches: ``compute_forward`` gives ``{branch: logits}`` and
     ``fit_batch`` runs the encoder once for all of them."""
 
+    trains_branches = True
+
     def _timed(self, key, fn, *args):
         """``fn(*args)``, adding its time to ``compute_seconds[key]`` in a
         branched run (which logs it; timing synchronises the GPU)."""

@@ -33,6 +33,15 @@ class OptionError(ValueError):
     """A recipe option that cannot work; the message names it."""
 
 
+def _head_type_error(given, hparams_file):
+    """The ``OptionError`` of a ``head_type`` (``given`` as the user wrote it)."""
+    return OptionError(
+        f"{given} is not an option: {os.path.basename(str(hparams_file))} names its head once, as "
+        "head_class (e.g. --head_class=!name:lobes.models.heads.AASISTHead, or the recipe's other YAML); "
+        "a branched run lists head names in heads"
+    )
+
+
 def _unknown_override(err, hparams_file):
     """The ``OptionError`` of an override naming no key of the YAML, with the
     closest keys, from hyperpyyaml's ``KeyError``; None for another error."""
@@ -41,11 +50,7 @@ def _unknown_override(err, hparams_file):
         return None
     name, known = match.group(1), re.findall(r"'([^']+)'", match.group(2))
     if name == "head_type":
-        return OptionError(
-            f"--head_type is not an option: {os.path.basename(str(hparams_file))} names its head once, as "
-            "head_class (e.g. --head_class=!name:lobes.models.heads.AASISTHead, or the recipe's other YAML); "
-            "a branched run lists head names in heads"
-        )
+        return _head_type_error("--head_type", hparams_file)
     close = difflib.get_close_matches(name, [k for k in known if not k.startswith("__")], n=3)
     hint = f"; did you mean {' or '.join(f'--{c}' for c in close)}?" if close else ""
     return OptionError(f"--{name} is not an option of {os.path.basename(str(hparams_file))}{hint}")
@@ -183,8 +188,4 @@ def check_options(hparams, hparams_file="the YAML"):
         except ValueError as err:
             raise OptionError(str(err)) from None
     if "head_type" in hparams:
-        raise OptionError(
-            f"head_type={hparams['head_type']!r} is not an option: {os.path.basename(str(hparams_file))} names "
-            "its head once, as head_class (e.g. --head_class=!name:lobes.models.heads.AASISTHead, "
-            "or the recipe's other YAML); a branched run lists head names in heads"
-        )
+        raise _head_type_error(f"head_type={hparams['head_type']!r}", hparams_file)
